@@ -1,0 +1,1 @@
+"""Adapters that run reference evaluators (installed from PyPI, test-only) beside ours."""
