@@ -72,9 +72,9 @@ DOTA_V2_CLASSES: tuple[str, ...] = (*DOTA_V15_CLASSES, "airport", "helipad")
 """DOTA-v2.0: DOTA-v1.5 plus ``airport`` and ``helipad``."""
 
 # Characters removed from both ends of a label: sentence punctuation and the
-# quotes/backticks models wrap names in. Whitespace is included so that
+# quotes/backticks models wrap names in. The space is included so that
 # '"plane ."' strips in one pass.
-_EDGE_CHARS = ".,:;!?'\"`\u2018\u2019\u201c\u201d \t\r\n\f\v"
+_EDGE_CHARS = ".,:;!?'\"`\u2018\u2019\u201c\u201d "
 
 # English plural endings of the last word, tried in this order, with what
 # replaces them. Shortest removal first, so 'planes' -> 'plane' before 'plan'.
@@ -100,7 +100,8 @@ def normalize_label(text: str) -> str:
         'ground track field'
     """
     spaced = text.lower().replace("-", " ").replace("_", " ")
-    return " ".join(spaced.strip(_EDGE_CHARS).split())
+    # collapse whitespace before stripping, so every kind of space counts as one
+    return " ".join(spaced.split()).strip(_EDGE_CHARS)
 
 
 def singular_candidates(label: str) -> list[str]:

@@ -44,7 +44,7 @@ from numpy.typing import ArrayLike, NDArray
 from rsmetrics.detection.types import ImageDetections
 from rsmetrics.errors import InvalidInputError
 from rsmetrics.geometry import as_boxes, quad_to_hbb, quad_to_obb
-from rsmetrics.iou import poly_iou_pairs
+from rsmetrics.iou import _pair_iou, _QuadSet
 
 __all__ = ["MAX_RATE", "PatchName", "merge_patch_detections", "parse_patch_name", "polygon_nms"]
 
@@ -135,8 +135,9 @@ def polygon_nms(quads: ArrayLike, scores: ArrayLike | None, iou_threshold: float
     detection order within a patch. Degenerate boxes (zero area, non-finite
     coordinates) have IoU 0 with everything: they are kept and suppress nothing.
 
-    Only pairs whose enclosing horizontal boxes overlap get a polygon IoU
-    (found with a shapely STRtree and computed in one vectorised call); the
+    Only pairs whose enclosing horizontal boxes overlap, and whose IoU bound
+    from those boxes can exceed the threshold, get a polygon IoU (pairs found
+    with a shapely STRtree, IoUs computed in one vectorised call); the
     greedy pass loops over the boxes that can suppress another, one array
     operation each.
 
@@ -177,18 +178,28 @@ def polygon_nms(quads: ArrayLike, scores: ArrayLike | None, iou_threshold: float
     rank = np.empty(n, dtype=np.intp)
     rank[order] = np.arange(n, dtype=np.intp)
 
-    # candidate pairs: overlapping enclosing boxes, each pair once (i < j)
-    with np.errstate(invalid="ignore"):
-        hbb = quad_to_hbb(q)
-    finite = np.flatnonzero(np.isfinite(hbb).all(axis=1))
-    tree = shapely.STRtree(shapely.box(*hbb[finite].T))
-    a, b = tree.query(shapely.box(*hbb[finite].T))
-    a, b = finite[a], finite[b]
+    # polygons, areas and enclosing boxes built once for all pairs (the evaluator does the same)
+    quadset = _QuadSet(q)
+    good = np.flatnonzero(~quadset.bad)  # degenerate boxes have IoU 0 with everything
+    # candidate pairs: overlapping enclosing boxes (the tree's envelopes), each pair once (i < j)
+    polygons = quadset.polygons[good]
+    a, b = shapely.STRtree(polygons).query(polygons)
+    a, b = good[a], good[b]
     pair = a < b
     a, b = a[pair], b[pair]
+    # cheap bound: the polygon intersection is at most min(hbb overlap, area a, area b) and
+    # x / (A + B - x) grows with x; pairs whose bound cannot pass the threshold need no GEOS call
+    hbb, area = quadset.hbb, quadset.area
+    iw = np.minimum(hbb[a, 2], hbb[b, 2]) - np.maximum(hbb[a, 0], hbb[b, 0])
+    ih = np.minimum(hbb[a, 3], hbb[b, 3]) - np.maximum(hbb[a, 1], hbb[b, 1])
+    inter = np.minimum(np.clip(iw, 0, None) * np.clip(ih, 0, None), np.minimum(area[a], area[b]))
+    bound = inter / (area[a] + area[b] - inter)
+    # the margin keeps pairs whose bound is only rounded below an IoU equal to it
+    maybe = bound > thr - 1e-9
+    a, b = a[maybe], b[maybe]
     if len(a) == 0:
         return order
-    iou = poly_iou_pairs(q[a], q[b])
+    iou = _pair_iou(quadset, a, quadset, b)
     hit = iou > thr
     a, b = a[hit], b[hit]
     if len(a) == 0:

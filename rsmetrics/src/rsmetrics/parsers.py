@@ -59,7 +59,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Literal
 
@@ -70,6 +70,7 @@ from rsmetrics.errors import InvalidInputError
 from rsmetrics.geometry import (
     BOX_SIZES,
     BoxKind,
+    as_boxes,
     box_to_quad,
     canonical_quad,
     obb_to_quad,
@@ -105,12 +106,12 @@ _MAX_JSON_DEPTH = 32
 # Long enough for any "(x1,y1),(x2,y2)" however formatted.
 _MAX_TOKEN_BOX_CHARS = 200
 
-# A decimal number. The alternatives are disjoint so a failed match cannot
-# backtrack over a digit run more than once (no catastrophic backtracking).
-_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+# An ASCII decimal number. The alternatives are disjoint so a failed match
+# cannot backtrack over a digit run more than once (no catastrophic backtracking).
+_NUM = r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
 
 _NONE_ANSWER = re.compile(r"there\s+(?:are|is)\s+none\.?", re.IGNORECASE)
-_HAS_DIGIT = re.compile(r"\d")
+_HAS_DIGIT = re.compile(r"[0-9]")
 
 
 # --------------------------------------------------------------------------- frames
@@ -125,7 +126,7 @@ class Frame:
     * :meth:`pixels`: pixels of the model's (resized) input image, mapped to
       the original image by ``x * image_width / input_width``;
     * :meth:`grid`: a normalised grid ``0..G``, mapped by ``x / G * image_width``
-      (Qwen2-VL and RSCoVLM's normalised modes use ``G = 1000``, GeoChat ``100``);
+      (Qwen2-VL uses ``G = 1000``, GeoChat ``100``);
     * :meth:`bins`: ``n`` quantisation bins, mapped by
       ``(k + 0.5) / n * image_width``, the bin centre. This is Florence-2's
       dequantisation (its ``<loc_k>`` tokens use ``n = 1000`` bins, ``k`` in
@@ -153,7 +154,9 @@ class Frame:
     def __post_init__(self) -> None:
         if self.kind not in ("pixels", "grid", "bins"):
             raise InvalidInputError(f"Expected `kind` to be one of ['bins', 'grid', 'pixels'], but got {self.kind!r}")
-        _check_size(self.width, self.height, "frame size")
+        width, height = _check_size(self.width, self.height, "frame size")
+        object.__setattr__(self, "width", width)
+        object.__setattr__(self, "height", height)
 
     @classmethod
     def pixels(cls, input_width: float, input_height: float) -> Frame:
@@ -163,7 +166,7 @@ class Frame:
             >>> Frame.pixels(500, 250).scale((1000, 500))
             (2.0, 2.0)
         """
-        return cls("pixels", float(input_width), float(input_height))
+        return cls("pixels", input_width, input_height)
 
     @classmethod
     def grid(cls, size: float = 1000) -> Frame:
@@ -173,7 +176,7 @@ class Frame:
             >>> Frame.grid(100).scale((400, 300))
             (4.0, 3.0)
         """
-        return cls("grid", float(size), float(size))
+        return cls("grid", size, size)
 
     @classmethod
     def bins(cls, count: int = 1000) -> Frame:
@@ -183,7 +186,7 @@ class Frame:
             >>> Frame.bins(1000).offset
             0.5
         """
-        return cls("bins", float(count), float(count))
+        return cls("bins", count, count)
 
     @property
     def offset(self) -> float:
@@ -260,8 +263,9 @@ class ParsedBoxes:
         num_unparsed: Candidates that looked like boxes but could not be read.
         is_empty_answer: The model explicitly answered that there is nothing
             ("There are none.", or ``[]`` in JSON).
-        truncated: The response was cut inside a box or object (e.g. by a
-            token limit); the complete boxes before the cut are kept.
+        truncated: The response ends inside a box, an object or an unclosed
+            JSON list of objects (e.g. cut by a token limit); the complete
+            boxes before the cut are kept.
         errors: Short reasons for the unparsed candidates (at most 20, then a
             count of the rest).
 
@@ -277,10 +281,10 @@ class ParsedBoxes:
     num_unparsed: int = 0
     is_empty_answer: bool = False
     truncated: bool = False
-    errors: tuple[str, ...] = field(default=())
+    errors: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        boxes = np.array(self.boxes, dtype=np.float64).reshape(-1, 8)
+        boxes = as_boxes(self.boxes, "quad").copy()
         boxes.setflags(write=False)
         object.__setattr__(self, "boxes", boxes)
         if not (len(self.kinds) == len(self.labels) == len(boxes)):
@@ -391,7 +395,14 @@ class _Collector:
             )
             return obb_to_quad(obb)
         kind = _SLOT_KIND[slot]
-        return box_to_quad(self.frame.to_image(arr, kind, self.image_size), kind)
+        mapped = self.frame.to_image(arr, kind, self.image_size)
+        if kind == "hbb":
+            # swapped corners name the same rectangle; ordering them first also gives
+            # zero-width boxes the usual TL, TR, BR, BL vertex order
+            mapped = np.concatenate(
+                [np.minimum(mapped[:, :2], mapped[:, 2:]), np.maximum(mapped[:, :2], mapped[:, 2:])], 1
+            )
+        return box_to_quad(mapped, kind)
 
     def finish(self, text: str, *, empty_answer: bool = False) -> ParsedBoxes:
         n = len(self.order)
@@ -437,14 +448,13 @@ def _check_text(text: Any) -> str:
     return text
 
 
-_PLAIN_KINDS: dict[int, BoxKind] = {4: "hbb", 5: "obb", 8: "quad"}
-
-
 # --------------------------------------------------------------------------- rscovlm_plain
 
+_PLAIN_KINDS: dict[int, BoxKind] = {4: "hbb", 5: "obb", 8: "quad"}
+
 # One match per line that holds a digit. The non-digit prefix cannot overlap
-# with \d, so a digit-free line is rejected in time linear in its length.
-_DIGIT_LINE = re.compile(r"^[^\n\d]*\d[^\n]*", re.MULTILINE)
+# with [0-9], so a digit-free line is rejected in time linear in its length.
+_DIGIT_LINE = re.compile(r"^[^\n0-9]*[0-9][^\n]*", re.MULTILINE)
 # Comma-separated numbers at the start of a line; [ \t] keeps it on one line.
 # At most 9 are read: enough to tell "more than 8" without walking a huge list.
 _NUMBER_LIST = re.compile(rf"{_NUM}(?:[ \t]*,[ \t]*{_NUM}){{0,8}}")
@@ -759,9 +769,9 @@ def parse_geochat(text: str, *, frame: Frame, image_size: tuple[float, float]) -
 # --------------------------------------------------------------------------- florence_loc
 
 # A run of consecutive <loc_N> tokens, found in one C-level match: the literal
-# '<loc_' and '>' around \d+ keep the repetitions from overlapping.
-_LOC_RUN = re.compile(r"(?:<loc_\d+>)+")
-_LOC_VALUE = re.compile(r"\d+")
+# '<loc_' and '>' around the digits keep the repetitions from overlapping.
+_LOC_RUN = re.compile(r"(?:<loc_[0-9]+>)+")
+_LOC_VALUE = re.compile(r"[0-9]+")
 _FLORENCE_SPECIAL = ("<sep>", "</s>", "<s>", "<pad>", "<poly>", "</poly>")
 
 

@@ -225,9 +225,14 @@ def _exact(prediction: str, target: str) -> bool:
     return prediction == target
 
 
+@lru_cache(maxsize=4096)
+def _whole_word_pattern(target: str) -> re.Pattern[str]:
+    # Cached beyond re's own small cache: a benchmark has thousands of distinct targets.
+    return re.compile(rf"(?<![{_WORD_CHARS}]){re.escape(target)}(?![{_WORD_CHARS}])")
+
+
 def _whole_word_contains(prediction: str, target: str) -> bool:
-    pattern = rf"(?<![{_WORD_CHARS}]){re.escape(target)}(?![{_WORD_CHARS}])"
-    return re.search(pattern, prediction) is not None
+    return _whole_word_pattern(target).search(prediction) is not None
 
 
 def _yes_no(prediction: str, target: str) -> bool:

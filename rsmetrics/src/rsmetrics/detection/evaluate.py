@@ -166,7 +166,9 @@ class DetectionEvaluator:
     # ------------------------------------------------------------------ compute
     def compute(self) -> DetectionResult:
         """Evaluate everything added so far."""
-        p = self.protocol
+        return _score(self._prepare(), self.protocol)
+
+    def _prepare(self) -> _Prepared:
         counts: Counter[str] = Counter()
         unknown: Counter[str] = Counter()
         image_index: dict[str, int] = {}
@@ -183,7 +185,7 @@ class DetectionEvaluator:
         pred = self._flatten_predictions(image_index, unknown, counts)
         counts["images"] = len(image_index)
         counts["images_with_ground_truth"] = num_gt_images
-        return _evaluate_flat(gt, pred, self.classes, p, counts, unknown)
+        return _prepare(gt, pred, self.classes, self.protocol, counts, unknown)
 
     def _class_index(self) -> dict[str, int]:
         return {c: i for i, c in enumerate(self.classes)}
@@ -376,11 +378,29 @@ def _match_coco_group(
     return tp, ~tp & ~ignored
 
 
-def _evaluate_flat(
-    gt: _Flat, pred: _Flat, classes: tuple[str, ...], p: DetectionProtocol, counts: Counter[str], unknown: Counter[str]
-) -> DetectionResult:
+@dataclass
+class _Prepared:
+    """Everything that does not depend on the ranking: IoUs and each prediction's best GT."""
+
+    classes: tuple[str, ...]
+    pred: _Flat
+    gt_ignored: BoolArray
+    npos: IntArray
+    p_key: IntArray
+    pi: IntArray
+    gi: IntArray
+    ious: FloatArray
+    count: IntArray
+    seg_start: IntArray
+    best_iou: FloatArray
+    best_gt: IntArray
+    target_ignored: BoolArray
+    sequential_keys: IntArray
+    counts: dict[str, Any]
+
+
+def _prepare(gt: _Flat, pred: _Flat, classes: tuple[str, ...], p: DetectionProtocol, counts: Counter[str], unknown: Counter[str]) -> _Prepared:
     num_classes = len(classes)
-    thresholds = p.iou_thresholds
     counts["gt_objects"] = len(gt.image)
     counts["predictions"] = len(pred.image)
     counts["degenerate_gt"] = int(degenerate_mask(gt.quads).sum()) if len(gt.image) else 0
@@ -409,8 +429,7 @@ def _evaluate_flat(
     seg_start = np.cumsum(count) - count
     if has.any():
         starts = seg_start[has]
-        seg_max = np.maximum.reduceat(ious, starts)
-        best_iou[has] = seg_max
+        best_iou[has] = np.maximum.reduceat(ious, starts)
         is_max = ious == np.repeat(best_iou, count)
         first = np.minimum.reduceat(np.where(is_max, np.arange(len(ious)), len(ious)), starts)
         best_gt[has] = gi[first]
@@ -420,32 +439,50 @@ def _evaluate_flat(
     # groups needing pycocotools' sequential fallback: some prediction with two candidate GTs
     sequential_keys: IntArray = np.zeros(0, np.int64)
     if p.matching == "coco" and len(ious):
-        cand = _passes(ious, min(thresholds), p.iou_op)
+        cand = _passes(ious, min(p.iou_thresholds), p.iou_op)
         multi = np.bincount(pi[cand], minlength=n) >= 2
         sequential_keys = np.unique(p_key[multi])
     counts["sequentially_matched_groups"] = len(sequential_keys)
 
     npos = np.bincount(gt.cls[~gt_ignored], minlength=num_classes) if len(gt.cls) else np.zeros(num_classes, np.int64)
-    npred = np.bincount(pred.cls, minlength=num_classes) if n else np.zeros(num_classes, np.int64)
+    out_counts: dict[str, Any] = dict(counts)
+    out_counts["unknown_labels"] = dict(unknown)
+    return _Prepared(classes, pred, gt_ignored, npos, p_key, pi, gi, ious, count, seg_start, best_iou, best_gt, target_ignored, sequential_keys, out_counts)
+
+
+def _score(prep: _Prepared, p: DetectionProtocol, keep: BoolArray | None = None, scores: FloatArray | None = None) -> DetectionResult:
+    """Rank, match and integrate, optionally on a subset of predictions with replaced scores.
+
+    ``p`` may differ from the protocol of :func:`_prepare` in the ranking and
+    averaging fields only (tie rule, seeds, AP method, class averaging).
+    """
+    classes = prep.classes
+    num_classes = len(classes)
+    thresholds = p.iou_thresholds
+    idx = np.arange(len(prep.p_key)) if keep is None else np.flatnonzero(keep)
+    n = len(idx)
+    cls = prep.pred.cls[idx]
+    score = prep.pred.scores[idx] if scores is None else np.asarray(scores, np.float64)[idx]
+    best_iou, best_gt, target_ignored = prep.best_iou[idx], prep.best_gt[idx], prep.target_ignored[idx]
+    npos = prep.npos
+    npred = np.bincount(cls, minlength=num_classes) if n else np.zeros(num_classes, np.int64)
     seeds: Sequence[int | None] = p.seeds if p.tie_rule == "random" else (None,)
 
     ap_runs = np.zeros((len(seeds), len(thresholds), num_classes))
     tp_count = fp_count = None
     for si, seed in enumerate(seeds):
         if p.tie_rule == "grouped":
-            order = np.lexsort((np.arange(n), -best_iou, -pred.scores, pred.cls))
+            order = np.lexsort((np.arange(n), -best_iou, -score, cls))
         elif p.tie_rule == "stable":
-            order = np.lexsort((np.arange(n), -pred.scores, pred.cls))
+            order = np.lexsort((np.arange(n), -score, cls))
         else:
             shuffle = np.random.default_rng(seed).permutation(n)
-            order = np.lexsort((shuffle, -pred.scores, pred.cls))
+            order = np.lexsort((shuffle, -score, cls))
         tp, fp = _match_voc(best_gt[order], best_iou[order], target_ignored[order], thresholds, p.iou_op)
-        if len(sequential_keys):
-            _rematch_sequential(
-                tp, fp, order, p_key, sequential_keys, pi, gi, ious, count, seg_start, gt_ignored, thresholds, p.iou_op
-            )
-        ranked_cls = pred.cls[order]
-        ranked_scores = pred.scores[order]
+        if len(prep.sequential_keys):
+            _rematch_sequential(tp, fp, idx[order], prep, thresholds, p.iou_op)
+        ranked_cls = cls[order]
+        ranked_scores = score[order]
         bounds = np.searchsorted(ranked_cls, np.arange(num_classes + 1))
         if tp_count is None:  # counts of the first order; VOC counts do not depend on the order
             tp_count = _per_class_sum(tp, bounds)
@@ -462,8 +499,7 @@ def _evaluate_flat(
         ap_runs[:, :, no_gt] = 0.0
     ap_mean = ap_runs.mean(axis=0)
     ap_std = ap_runs.std(axis=0) if p.tie_rule == "random" else None
-    with np.errstate(invalid="ignore"):
-        map_runs = _nanmean(ap_runs, axis=2)  # (seeds, thresholds)
+    map_runs = _nanmean(ap_runs, axis=2)  # (seeds, thresholds)
     map_per_threshold = _nanmean(ap_mean, axis=1)
     overall_runs = map_runs.mean(axis=1)
     tpc = np.asarray(tp_count, dtype=np.int64)
@@ -487,8 +523,9 @@ def _evaluate_flat(
     mf1 = float(np.mean(f1[~no_gt])) if (~no_gt).any() else float("nan")
     denom = 2 * tpc[0].sum() + fpc[0].sum() + fnc[0].sum()
     micro_f1 = float(2 * tpc[0].sum() / denom) if denom else float("nan")
-    out_counts: dict[str, Any] = dict(counts)
-    out_counts["unknown_labels"] = dict(unknown)
+    out_counts = dict(prep.counts)
+    if keep is not None:
+        out_counts["predictions"] = n
     return DetectionResult(
         protocol=p.to_dict(),
         iou_thresholds=thresholds,
@@ -532,35 +569,22 @@ def _class_ap(tp: BoolArray, fp: BoolArray, scores: FloatArray, npos: int, p: De
     return average_precision(recall, precision, p.ap_method)
 
 
-def _rematch_sequential(
-    tp: BoolArray,
-    fp: BoolArray,
-    order: IntArray,
-    p_key: IntArray,
-    keys: IntArray,
-    pi: IntArray,
-    gi: IntArray,
-    ious: FloatArray,
-    count: IntArray,
-    seg_start: IntArray,
-    gt_ignored: BoolArray,
-    thresholds: Sequence[float],
-    op: str,
-) -> None:
-    """Redo matching of the given (image, class) groups with pycocotools' fallback rule."""
-    ranked_key = p_key[order]
-    in_seq = np.isin(ranked_key, keys)
-    positions = np.flatnonzero(in_seq)
+def _rematch_sequential(tp: BoolArray, fp: BoolArray, ranked: IntArray, prep: _Prepared, thresholds: Sequence[float], op: str) -> None:
+    """Redo matching of the groups that need pycocotools' fallback rule.
+
+    ``ranked`` holds the prediction indices (into the prepared arrays) in rank order.
+    """
+    ranked_key = prep.p_key[ranked]
+    positions = np.flatnonzero(np.isin(ranked_key, prep.sequential_keys))
     # positions of each group's predictions, in rank order
     grouped = positions[np.argsort(ranked_key[positions], kind="stable")]
-    group_keys = ranked_key[grouped]
-    splits = np.flatnonzero(np.diff(group_keys)) + 1
+    splits = np.flatnonzero(np.diff(ranked_key[grouped])) + 1
     for members in np.split(grouped, splits):
-        dets = order[members]
+        dets = ranked[members]
         first = dets[0]
-        g_ids = gi[seg_start[first] : seg_start[first] + count[first]]
-        mat = np.stack([ious[seg_start[d] : seg_start[d] + count[d]] for d in dets])
-        gtp, gfp = _match_coco_group(mat, gt_ignored[g_ids], thresholds, op)
+        g_ids = prep.gi[prep.seg_start[first] : prep.seg_start[first] + prep.count[first]]
+        mat = np.stack([prep.ious[prep.seg_start[d] : prep.seg_start[d] + prep.count[d]] for d in dets])
+        gtp, gfp = _match_coco_group(mat, prep.gt_ignored[g_ids], thresholds, op)
         tp[:, members] = gtp
         fp[:, members] = gfp
 

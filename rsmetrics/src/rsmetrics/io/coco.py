@@ -164,9 +164,10 @@ def coco_index(
             raise RecordError(src, None, f"{where}: image id {number} is used twice")
         if name in image_numbers:
             raise RecordError(
-                src, None,
+                src,
+                None,
                 f"{where}: image name {name!r} is used by ids {image_numbers[name]} and {number} (use image_key='id')",
-            )  # fmt: skip
+            )
         image_ids[number] = name
         image_numbers[name] = number
 
@@ -280,8 +281,10 @@ def read_coco_ground_truth(
         if name is None:
             _fail(
                 RecordError(src, None, f"{where}: unknown category_id {ann.get('category_id')!r}"),
-                "unknown_category", strict, report,
-            )  # fmt: skip
+                "unknown_category",
+                strict,
+                report,
+            )
             continue
         quad, from_seg, problem = _record_box(ann, use_segmentation)
         if quad is None:
@@ -374,8 +377,10 @@ def read_coco_results(
         if label is None:
             _fail(
                 RecordError(src, None, f"{where}: unknown category_id {rec.get('category_id')!r}"),
-                "unknown_category", strict, report,
-            )  # fmt: skip
+                "unknown_category",
+                strict,
+                report,
+            )
             continue
         score = 1.0
         if with_scores:
@@ -486,7 +491,7 @@ def write_coco_ground_truth(
             image.update(width=int(width), height=int(height))
         images.append(image)
         boxes = _xywh(ann.boxes)
-        for label, xywh, quad, flag in zip(ann.labels, boxes, ann.boxes.tolist(), ann.difficult.tolist()):
+        for label, xywh, quad, flag in zip(ann.labels, boxes, ann.boxes.tolist(), ann.difficult.tolist(), strict=True):
             if label not in cat_ids:
                 raise InvalidInputError(
                     f"Expected every label to be one of `classes`, but got {label!r} in image {ann.image_id!r}"
@@ -555,7 +560,7 @@ def write_coco_results(
         if number is None:
             raise InvalidInputError(f"Expected image ids of the ground truth, but got {det.image_id!r}")
         scores = [1.0] * len(det) if det.scores is None else det.scores.tolist()
-        for label, xywh, quad, score in zip(det.labels, _xywh(det.boxes), det.boxes.tolist(), scores):
+        for label, xywh, quad, score in zip(det.labels, _xywh(det.boxes), det.boxes.tolist(), scores, strict=True):
             cat = index.category_ids.get(label)
             if cat is None:
                 raise InvalidInputError(

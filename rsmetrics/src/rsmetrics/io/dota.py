@@ -218,10 +218,8 @@ def read_dota_labels(
         elif n == 0 or (n < 9 and _HEADER.match(line.lstrip())):
             continue
         else:
-            _fail(
-                RecordError(src, line_no, f"expected 9 or 10 tokens (x1 y1 ... x4 y4 category [difficult]), but got {n}"),
-                "token_count", strict, stats,
-            )  # fmt: skip
+            message = f"expected 9 or 10 tokens (x1 y1 ... x4 y4 category [difficult]), but got {n}"
+            _fail(RecordError(src, line_no, message), "token_count", strict, stats)
     if undecodable:
         keep = [i for i, ln in enumerate(row_lines) if ln not in undecodable]
         for ln in sorted(undecodable.intersection(row_lines)):
@@ -261,7 +259,7 @@ def _convert_rows(
     ok = np.ones(n, bool)
     out = np.zeros((n, 8))
     out_flags = np.zeros(n, np.int64)
-    for i, (r, line_no) in enumerate(zip(rows, row_lines)):
+    for i, (r, line_no) in enumerate(zip(rows, row_lines, strict=True)):
         values = _to_float(r[:8])
         if values is None:
             tok = _bad_float_token(r[:8])
@@ -272,8 +270,10 @@ def _convert_rows(
         if flag is None:
             _fail(
                 RecordError(src, line_no, f"difficult flag {flags_txt[i]!r} is not an integer"),
-                "bad_difficult", strict, report,
-            )  # fmt: skip
+                "bad_difficult",
+                strict,
+                report,
+            )
             ok[i] = False
             continue
         out[i] = values
@@ -342,16 +342,14 @@ def _read_task1_file(
             rows.append(tokens)
             row_lines.append(line_no)
         elif tokens:
-            _fail(
-                RecordError(src, line_no, f"expected 10 tokens (image_id score x1 y1 ... x4 y4), but got {len(tokens)}"),
-                "token_count", strict, report,
-            )  # fmt: skip
+            message = f"expected 10 tokens (image_id score x1 y1 ... x4 y4), but got {len(tokens)}"
+            _fail(RecordError(src, line_no, message), "token_count", strict, report)
     n = len(rows)
     values = _to_float([tok for r in rows for tok in r[1:]]) if n else np.zeros(0)
     if values is None:
         ok = np.ones(n, bool)
         values_rows = np.zeros((n, 9))
-        for i, (r, line_no) in enumerate(zip(rows, row_lines)):
+        for i, (r, line_no) in enumerate(zip(rows, row_lines, strict=True)):
             v = _to_float(r[1:])
             if v is None:
                 tok = _bad_float_token(r[1:])
@@ -361,7 +359,7 @@ def _read_task1_file(
                 ok[i] = False
             else:
                 values_rows[i] = v
-        rows = [r for r, good in zip(rows, ok) if good]
+        rows = [r for r, good in zip(rows, ok, strict=True) if good]
         values = values_rows[ok]
     values = values.reshape(len(rows), 9)
     report.files += 1
@@ -505,7 +503,7 @@ def write_task1(
         scores = np.ones(len(det)) if det.scores is None else det.scores
         if not (np.isfinite(det.boxes).all() and np.isfinite(scores).all()):
             raise InvalidInputError(f"Expected finite boxes and scores, but image {det.image_id!r} has NaN or inf")
-        for label, score, box in zip(det.labels, scores.tolist(), det.boxes.tolist()):
+        for label, score, box in zip(det.labels, scores.tolist(), det.boxes.tolist(), strict=True):
             k = index.get(label)
             if k is None:
                 raise InvalidInputError(
@@ -515,7 +513,7 @@ def write_task1(
 
     out = Path(out_dir)
     paths = []
-    for cls, lines in zip(class_list, per_class):
+    for cls, lines in zip(class_list, per_class, strict=True):
         path = out / f"{_TASK1_PREFIX}{cls}{_TASK1_SUFFIX}"
         with atomic_open(path, "w") as fh:
             fh.writelines(lines)

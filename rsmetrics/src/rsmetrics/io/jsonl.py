@@ -57,11 +57,11 @@ def read_jsonl(
     """
     src = source_name(path)
     report = stats if stats is not None else ReadReport()
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        raise InvalidInputError(f"Expected an existing file, but {src!r} does not exist") from None
-    with fh:
+    file = Path(path)
+    if not file.is_file():
+        raise InvalidInputError(f"Expected an existing file, but {src!r} does not exist")
+    # bytes, so that a line with bad UTF-8 gets its own line number instead of failing the file
+    with file.open("rb") as fh:
         report.files += 1
         for line_no, raw in enumerate(fh, start=1):
             if not raw.strip():
@@ -89,8 +89,10 @@ def read_jsonl(
             if not isinstance(record, dict):
                 _fail(
                     RecordError(src, line_no, f"expected a JSON object, but got {type(record).__name__}"),
-                    "not_object", strict, report,
-                )  # fmt: skip
+                    "not_object",
+                    strict,
+                    report,
+                )
                 continue
             report.objects += 1
             yield record
