@@ -103,7 +103,9 @@ def test_coco_matching_falls_back_to_the_next_gt():
     assert evaluate_detection(preds, gts, ["car"], "dota", matching="voc", **common).map == pytest.approx(0.5)
     assert evaluate_detection(preds, gts, ["car"], "dota", matching="coco", **common).map == pytest.approx(1.0)
     # at IoU .75 g2 no longer qualifies: COCO equals VOC again
-    assert evaluate_detection(preds, gts, ["car"], "dota", matching="coco", iou_thresholds=0.75, **common).map == pytest.approx(0.5)
+    assert evaluate_detection(
+        preds, gts, ["car"], "dota", matching="coco", iou_thresholds=0.75, **common
+    ).map == pytest.approx(0.5)
 
 
 def test_iou_operator_at_exactly_the_threshold():
@@ -166,7 +168,9 @@ def test_max_dets_per_image_keeps_the_best_scores():
 
 def test_several_thresholds_and_summary_fields():
     # IoU 50/100 with [0,0,10,5]... use [0,0,10,8]: IoU .8 -> hit at .5 and .75, miss at .85
-    r = evaluate_detection([det("a", [[0, 0, 10, 8]])], [gt("a", [HIT])], ["car"], "dota", iou_thresholds=[0.5, 0.75, 0.85])
+    r = evaluate_detection(
+        [det("a", [[0, 0, 10, 8]])], [gt("a", [HIT])], ["car"], "dota", iou_thresholds=[0.5, 0.75, 0.85]
+    )
     assert r.map_per_threshold == pytest.approx((1.0, 1.0, 0.0))
     assert r.ap50 == 1.0 and r.ap75 == 1.0 and r.map == pytest.approx(2 / 3)
     assert r.ap50_95 is None

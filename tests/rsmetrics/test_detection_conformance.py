@@ -30,7 +30,9 @@ def test_dota_preset_equals_the_devkit(workload, tmp_path, iou, use_07):
 
     gts, preds = workload
     ref = devkit_per_class_ap(gts, preds, DOTA_LIKE_CLASSES, tmp_path, iou=iou, use_07_metric=use_07)
-    ours = evaluate_detection(preds, gts, DOTA_LIKE_CLASSES, "dota", iou_thresholds=iou, ap_method="voc07" if use_07 else "area")
+    ours = evaluate_detection(
+        preds, gts, DOTA_LIKE_CLASSES, "dota", iou_thresholds=iou, ap_method="voc07" if use_07 else "area"
+    )
     for name in DOTA_LIKE_CLASSES:
         assert ours.per_class_ap()[name] == pytest.approx(ref[name], abs=1e-9), name
     assert ours.map == pytest.approx(sum(ref.values()) / len(ref), abs=1e-9)
@@ -57,7 +59,9 @@ def test_dota_preset_equals_the_devkit_on_edge_cases(tmp_path):
     ]  # fmt: skip
     for iou, use_07 in [(0.5, True), (0.5, False), (0.7, True)]:
         ref = devkit_per_class_ap(gts, preds, classes, tmp_path / f"{iou}{use_07}", iou=iou, use_07_metric=use_07)
-        ours = evaluate_detection(preds, gts, classes, "dota", iou_thresholds=iou, ap_method="voc07" if use_07 else "area")
+        ours = evaluate_detection(
+            preds, gts, classes, "dota", iou_thresholds=iou, ap_method="voc07" if use_07 else "area"
+        )
         for name, result in zip(classes, ours.classes):
             if result.num_gt == 0 and not use_07:
                 continue  # no counted GT: the devkit's area AP is NaN (0/0 recall); we report 0 and say so

@@ -126,7 +126,14 @@ coords = st.floats(-1000, 1000, allow_nan=False, allow_infinity=False)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.tuples(coords, coords), st.floats(1, 300), st.floats(1, 300), st.floats(-180, 180), st.integers(0, 3), st.booleans())
+@given(
+    st.tuples(coords, coords),
+    st.floats(1, 300),
+    st.floats(1, 300),
+    st.floats(-180, 180),
+    st.integers(0, 3),
+    st.booleans(),
+)
 def test_canonical_is_invariant_to_start_and_direction(centre, w, h, angle, start, reverse):
     quad = obb_to_quad(np.array([*centre, w, h, angle])).reshape(4, 2)
     quad = np.roll(quad, start, axis=0)

@@ -198,13 +198,14 @@ def test_quad_prediction_vs_its_hbb():
 
 
 def test_quad_vs_quad_and_mixed_sizes():
-    # a rotated square vs a shifted copy: both diamonds, overlap is a diamond of a quarter the area
+    # the diamond and a copy shifted by (2.5, 2.5), i.e. along one of its diagonal axes: in that
+    # rotated frame both are squares of side 5*sqrt2, offset by 2.5*sqrt2, so I = 2.5*sqrt2 * 5*sqrt2 = 25
     shifted = [7.5, 2.5, 12.5, 7.5, 7.5, 12.5, 2.5, 7.5]
     r = grounding_accuracy([DIAMOND, BOX], [shifted, DIAMOND], box_kind="quad")
-    # half-diagonal 5 shifted by (2.5, 2.5): overlap is a square of side 5/sqrt2 * ... = 12.5 px^2
-    assert r.ious[0] == pytest.approx(12.5 / (50 + 50 - 12.5))
+    assert r.ious[0] == pytest.approx(25 / (50 + 50 - 25))
+    # an hbb prediction becomes a rectangle: the square vs the diamond inside it
     assert r.ious[1] == pytest.approx(0.5)
-    assert r.cumulative_iou == pytest.approx((12.5 + 50) / (87.5 + 100))
+    assert r.cumulative_iou == pytest.approx((25 + 50) / (75 + 100))
 
 
 def test_quad_degenerate_and_swapped_hbb():

@@ -106,7 +106,9 @@ def test_pairs_need_equal_rows():
 def test_agrees_with_devkit_polyiou():
     polyiou = pytest.importorskip("dotadevkit.polyiou.polyiou")
     rng = np.random.default_rng(3)
-    a = obb_to_quad(np.column_stack([rng.uniform(0, 50, (300, 2)), rng.uniform(5, 40, (300, 2)), rng.uniform(-90, 90, 300)]))
+    a = obb_to_quad(
+        np.column_stack([rng.uniform(0, 50, (300, 2)), rng.uniform(5, 40, (300, 2)), rng.uniform(-90, 90, 300)])
+    )
     b = a + rng.normal(0, 4, a.shape)
     # bow-ties differ by design: the devkit's signed-area fan gives them no geometric meaning
     simple = ~is_self_intersecting(b)
@@ -116,9 +118,9 @@ def test_agrees_with_devkit_polyiou():
     assert np.allclose(ours, ref, atol=1e-9)
 
 
-boxes = st.tuples(
-    st.floats(0, 100), st.floats(0, 100), st.floats(0.5, 80), st.floats(0.5, 80), st.floats(-90, 90)
-).map(lambda t: obb_to_quad(np.array(t)))
+boxes = st.tuples(st.floats(0, 100), st.floats(0, 100), st.floats(0.5, 80), st.floats(0.5, 80), st.floats(-90, 90)).map(
+    lambda t: obb_to_quad(np.array(t))
+)
 
 
 @settings(max_examples=150, deadline=None)

@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from rsmetrics.errors import InvalidInputError
 from rsmetrics.labels import (
     DOTA_V1_CLASSES,

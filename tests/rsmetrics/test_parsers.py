@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from rsmetrics.errors import InvalidInputError
 from rsmetrics.geometry import box_to_quad, canonical_quad
 from rsmetrics.parsers import (

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from rsmetrics import _wordnet
 from rsmetrics.errors import InvalidInputError, RSMetricsError
 from rsmetrics.text import (
     MATCHERS,
@@ -31,8 +33,6 @@ from rsmetrics.text import (
     vqa_accuracy,
     wordnet_matcher,
 )
-
-from rsmetrics import _wordnet
 
 REPO = Path(__file__).resolve().parents[2]
 LRS_VQA_SAMPLE = REPO.parent / "shared" / "samples" / "lrs_vqa" / "LRS_VQA_merged.subset.jsonl"

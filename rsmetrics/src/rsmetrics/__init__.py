@@ -50,9 +50,9 @@ from rsmetrics.text import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "DOTA_V15_CLASSES",
     "DOTA_V1_CLASSES",
     "DOTA_V2_CLASSES",
+    "DOTA_V15_CLASSES",
     "PARSERS",
     "PRESETS",
     "ClassResult",

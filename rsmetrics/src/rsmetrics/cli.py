@@ -204,7 +204,9 @@ def _cmd_fair_compare(args: argparse.Namespace) -> int:
         args.gt = args.test_gt
         test_pred = _read_pred(args, args.test_pred, args.pred_format, classes, not args.lenient)
     with _Stage("sweeping confidence thresholds"):
-        result = fair_compare(val_pred, val_gt, classes, test_pred, test_gt, preset=args.preset, **_detection_overrides(args))
+        result = fair_compare(
+            val_pred, val_gt, classes, test_pred, test_gt, preset=args.preset, **_detection_overrides(args)
+        )
     print(result.to_table())
     if args.plot:
         result.plot(args.plot)
@@ -257,7 +259,10 @@ def _cmd_grounding(args: argparse.Namespace) -> int:
         answers.append(_field(rec, ("answer", "response", "prediction"), where))
         targets.append(_field(rec, ("bbox", "gt_bbox", "target"), where))
         sizes.append((float(_field(rec, ("image_width",), where)), float(_field(rec, ("image_height",), where))))
-        frames.append(fixed or Frame.pixels(float(_field(rec, ("input_width",), where)), float(_field(rec, ("input_height",), where))))
+        frames.append(
+            fixed
+            or Frame.pixels(float(_field(rec, ("input_width",), where)), float(_field(rec, ("input_height",), where)))
+        )
         datasets.append(str(rec.get("dataset", "all")))
     kind = "quad" if any(len(t) == 8 for t in targets) else "hbb"
     result = score_grounding_answers(
@@ -293,8 +298,13 @@ def _cmd_vqa(args: argparse.Namespace) -> int:
     if args.lrsvqa:
         result = lrsvqa_scores(records, matcher=args.matcher, wordnet_dir=args.wordnet_dir, **extra)
     else:
-        preds = [_field(r, ("prediction", "answer", "response"), f"{args.jsonl}: record {k + 1}") for k, r in enumerate(records)]
-        gts = [_field(r, ("ground_truth", "target", "gt"), f"{args.jsonl}: record {k + 1}") for k, r in enumerate(records)]
+        preds = [
+            _field(r, ("prediction", "answer", "response"), f"{args.jsonl}: record {k + 1}")
+            for k, r in enumerate(records)
+        ]
+        gts = [
+            _field(r, ("ground_truth", "target", "gt"), f"{args.jsonl}: record {k + 1}") for k, r in enumerate(records)
+        ]
         types = [str(r.get("question_type", r.get("type", "all"))) for r in records]
         result = vqa_accuracy(preds, gts, matcher=args.matcher, question_types=types, **extra)
     print(_dict_table(result.to_dict()))
@@ -306,8 +316,12 @@ def _cmd_classification(args: argparse.Namespace) -> int:
     from rsmetrics.text import classification_accuracy
 
     records = _records(args.jsonl, not args.lenient)
-    preds = [_field(r, ("prediction", "answer", "response"), f"{args.jsonl}: record {k + 1}") for k, r in enumerate(records)]
-    targets = [_field(r, ("target", "ground_truth", "label"), f"{args.jsonl}: record {k + 1}") for k, r in enumerate(records)]
+    preds = [
+        _field(r, ("prediction", "answer", "response"), f"{args.jsonl}: record {k + 1}") for k, r in enumerate(records)
+    ]
+    targets = [
+        _field(r, ("target", "ground_truth", "label"), f"{args.jsonl}: record {k + 1}") for k, r in enumerate(records)
+    ]
     classes = _classes(args.classes) if args.classes else sorted({str(t) for t in targets})
     result = classification_accuracy(preds, targets, classes)
     print(_dict_table(result.to_dict()))
@@ -319,8 +333,15 @@ def _add_detection_options(p: argparse.ArgumentParser) -> None:
     from rsmetrics.detection.protocol import PRESETS
     from rsmetrics.parsers import PARSERS
 
-    p.add_argument("--classes", help="class list: dota1.0 (default), dota1.5, dota2.0, a file (one per line) or 'a,b,c'")
-    p.add_argument("--preset", default="mmrotate", choices=sorted(PRESETS), help="evaluation protocol (default: mmrotate = RSCoVLM's AP_nc)")
+    p.add_argument(
+        "--classes", help="class list: dota1.0 (default), dota1.5, dota2.0, a file (one per line) or 'a,b,c'"
+    )
+    p.add_argument(
+        "--preset",
+        default="mmrotate",
+        choices=sorted(PRESETS),
+        help="evaluation protocol (default: mmrotate = RSCoVLM's AP_nc)",
+    )
     p.add_argument("--iou", help="IoU thresholds: 0.5, '0.5,0.75' or '0.50:0.95'")
     p.add_argument("--iou-type", dest="iou_type", choices=["poly", "rbox", "hbb"])
     p.add_argument("--iou-op", dest="iou_op", choices=[">", ">="])
@@ -333,8 +354,12 @@ def _add_detection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pixel", choices=["continuous", "plus_one"])
     p.add_argument("--gt-format", dest="gt_format", default="auto", choices=["auto", "dota", "coco"])
     p.add_argument("--pred-format", dest="pred_format", default="auto", choices=["auto", "task1", "coco", "vlm-jsonl"])
-    p.add_argument("--dialect", default="rscovlm_plain", choices=sorted(PARSERS), help="response format of vlm-jsonl predictions")
-    p.add_argument("--frame", help="coordinate frame of VLM boxes: pixels (input size per record, default), grid:1000, bins:1000")
+    p.add_argument(
+        "--dialect", default="rscovlm_plain", choices=sorted(PARSERS), help="response format of vlm-jsonl predictions"
+    )
+    p.add_argument(
+        "--frame", help="coordinate frame of VLM boxes: pixels (input size per record, default), grid:1000, bins:1000"
+    )
     p.add_argument("--lenient", action="store_true", help="skip and count malformed lines instead of stopping")
     p.add_argument("--json", help="write the full result as JSON here")
 
@@ -370,7 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_merge)
 
     p = sub.add_parser("grounding", help="Acc@IoU of referring-expression answers")
-    p.add_argument("--jsonl", required=True, help="records: answer, bbox (original px), image_width/height, input_width/height, dataset")
+    p.add_argument(
+        "--jsonl",
+        required=True,
+        help="records: answer, bbox (original px), image_width/height, input_width/height, dataset",
+    )
     p.add_argument("--preset", default="rscovlm", choices=["rscovlm", "vrsbench", "vhm"])
     p.add_argument("--iou", default="0.5", help="thresholds, e.g. 0.5,0.7")
     p.add_argument("--dialect", default="rscovlm_plain", choices=sorted(PARSERS))
@@ -380,8 +409,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_grounding)
 
     p = sub.add_parser("vqa", help="VQA accuracy (per question type) or the LRS-VQA protocol")
-    p.add_argument("--jsonl", required=True, help="records: prediction, ground_truth, question_type (LRS-VQA: question_id, category)")
-    p.add_argument("--matcher", default="exact", help="exact, whole_word_contains, yes_no, wordnet, gt_in_pred, pred_in_gt, either")
+    p.add_argument(
+        "--jsonl",
+        required=True,
+        help="records: prediction, ground_truth, question_type (LRS-VQA: question_id, category)",
+    )
+    p.add_argument(
+        "--matcher", default="exact", help="exact, whole_word_contains, yes_no, wordnet, gt_in_pred, pred_in_gt, either"
+    )
     p.add_argument("--normalizers", help="comma-separated normaliser names (default lower,strip,strip_period)")
     p.add_argument("--lrsvqa", action="store_true", help="score with the LRS-VQA protocol (per source and category)")
     p.add_argument("--wordnet-dir", dest="wordnet_dir", help="local WordNet corpus for --matcher wordnet")

@@ -43,7 +43,7 @@ def vlm_responses(predictions: list[Any], image_size: int = 512, input_size: int
         lines = []
         order = np.lexsort((det.boxes[:, 0], det.boxes[:, 1], [lbl.replace("-", " ") for lbl in det.labels]))
         for k in order:
-            coords = ",".join(str(int(round(v * scale))) for v in det.boxes[k])
+            coords = ",".join(str(round(v * scale)) for v in det.boxes[k])
             lines.append(f"{coords} {det.labels[k].replace('-', ' ')}")
         text = "\n".join(lines) if lines else "There are none."
         records.append({
@@ -58,7 +58,10 @@ def _section(title: str) -> None:
 
 
 def _write(out: Path, name: str, payload: Any) -> None:
-    atomic_write_text(out / name, json.dumps(payload, indent=2, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)) + "\n")
+    atomic_write_text(
+        out / name,
+        json.dumps(payload, indent=2, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)) + "\n",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -209,7 +209,9 @@ def canonical_quad(quad: ArrayLike) -> FloatArray:
     # start at the top-most vertex, left-most on ties; y values within _TIE_PX are a tie, so
     # float noise (a rotation by exactly 90 degrees leaves -1e-16) does not pick the start
     with np.errstate(invalid="ignore"):
-        near_top = pts[..., 1] <= np.nanmin(np.where(finite[:, None], pts[..., 1], 0.0), axis=1, keepdims=True) + _TIE_PX
+        near_top = (
+            pts[..., 1] <= np.nanmin(np.where(finite[:, None], pts[..., 1], 0.0), axis=1, keepdims=True) + _TIE_PX
+        )
     key = np.argmin(np.where(near_top, pts[..., 0], np.inf), axis=1)
     key = np.where(finite, key, 0)
     order = (key[:, None] + np.arange(4)[None, :]) % 4

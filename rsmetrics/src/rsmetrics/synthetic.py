@@ -168,7 +168,7 @@ def make_grounding_set(num_samples: int = 200, *, seed: int = 0) -> list[Groundi
         if rng.random() < 0.05:
             answer = "I cannot find it."
         else:
-            answer = ",".join(str(int(round(v))) for v in px) + " " + expression
+            answer = ",".join(str(round(v)) for v in px) + " " + expression
         out.append(
             GroundingSample(
                 f"g{i:04d}", names[i % 3], expression, (w, h), (iw, ih), tuple(float(v) for v in gt), answer

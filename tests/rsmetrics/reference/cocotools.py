@@ -26,7 +26,14 @@ def to_coco(gts, preds, classes):
         scores = d.scores if d.scores is not None else np.ones(len(d))
         for hbb, name, s in zip(quad_to_hbb(d.boxes), d.labels, scores):
             x1, y1, x2, y2 = (float(v) for v in hbb)
-            dets.append({"image_id": index[d.image_id], "category_id": cat[name], "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(s)})
+            dets.append(
+                {
+                    "image_id": index[d.image_id],
+                    "category_id": cat[name],
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": float(s),
+                }
+            )
     gt_json = {"images": images, "annotations": anns, "categories": [{"id": i, "name": c} for c, i in cat.items()]}
     return gt_json, dets
 

@@ -33,7 +33,9 @@ def write_devkit_inputs(gts, preds, classes, root: Path) -> tuple[str, str, str]
     return str(root / "Task1_{:s}.txt"), str(labels / "{:s}.txt"), str(root / "imageset.txt")
 
 
-def devkit_per_class_ap(gts, preds, classes, root: Path, *, iou: float = 0.5, use_07_metric: bool = True) -> dict[str, float]:
+def devkit_per_class_ap(
+    gts, preds, classes, root: Path, *, iou: float = 0.5, use_07_metric: bool = True
+) -> dict[str, float]:
     """Per-class AP from ``dotadevkit.evaluate.task1.voc_eval`` (AP 0 for a class without predictions)."""
     from dotadevkit.evaluate.task1 import voc_eval
 

@@ -399,7 +399,9 @@ class _Prepared:
     counts: dict[str, Any]
 
 
-def _prepare(gt: _Flat, pred: _Flat, classes: tuple[str, ...], p: DetectionProtocol, counts: Counter[str], unknown: Counter[str]) -> _Prepared:
+def _prepare(
+    gt: _Flat, pred: _Flat, classes: tuple[str, ...], p: DetectionProtocol, counts: Counter[str], unknown: Counter[str]
+) -> _Prepared:
     num_classes = len(classes)
     counts["gt_objects"] = len(gt.image)
     counts["predictions"] = len(pred.image)
@@ -447,10 +449,28 @@ def _prepare(gt: _Flat, pred: _Flat, classes: tuple[str, ...], p: DetectionProto
     npos = np.bincount(gt.cls[~gt_ignored], minlength=num_classes) if len(gt.cls) else np.zeros(num_classes, np.int64)
     out_counts: dict[str, Any] = dict(counts)
     out_counts["unknown_labels"] = dict(unknown)
-    return _Prepared(classes, pred, gt_ignored, npos, p_key, pi, gi, ious, count, seg_start, best_iou, best_gt, target_ignored, sequential_keys, out_counts)
+    return _Prepared(
+        classes,
+        pred,
+        gt_ignored,
+        npos,
+        p_key,
+        pi,
+        gi,
+        ious,
+        count,
+        seg_start,
+        best_iou,
+        best_gt,
+        target_ignored,
+        sequential_keys,
+        out_counts,
+    )
 
 
-def _score(prep: _Prepared, p: DetectionProtocol, keep: BoolArray | None = None, scores: FloatArray | None = None) -> DetectionResult:
+def _score(
+    prep: _Prepared, p: DetectionProtocol, keep: BoolArray | None = None, scores: FloatArray | None = None
+) -> DetectionResult:
     """Rank, match and integrate, optionally on a subset of predictions with replaced scores.
 
     ``p`` may differ from the protocol of :func:`_prepare` in the ranking and
@@ -569,7 +589,9 @@ def _class_ap(tp: BoolArray, fp: BoolArray, scores: FloatArray, npos: int, p: De
     return average_precision(recall, precision, p.ap_method)
 
 
-def _rematch_sequential(tp: BoolArray, fp: BoolArray, ranked: IntArray, prep: _Prepared, thresholds: Sequence[float], op: str) -> None:
+def _rematch_sequential(
+    tp: BoolArray, fp: BoolArray, ranked: IntArray, prep: _Prepared, thresholds: Sequence[float], op: str
+) -> None:
     """Redo matching of the groups that need pycocotools' fallback rule.
 
     ``ranked`` holds the prediction indices (into the prepared arrays) in rank order.

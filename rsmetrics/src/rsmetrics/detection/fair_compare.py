@@ -158,11 +158,18 @@ def _point(prep: Any, protocol: DetectionProtocol, keep: np.ndarray, threshold: 
     )
 
 
-def _prepared(predictions: Iterable[ImageDetections], ground_truths: Iterable[ImageAnnotations], classes: Sequence[str], protocol: DetectionProtocol) -> tuple[Any, np.ndarray]:
+def _prepared(
+    predictions: Iterable[ImageDetections],
+    ground_truths: Iterable[ImageAnnotations],
+    classes: Sequence[str],
+    protocol: DetectionProtocol,
+) -> tuple[Any, np.ndarray]:
     ev = DetectionEvaluator(classes, protocol).update(list(ground_truths), list(predictions))
     prep = ev._prepare()
     if not prep.pred.has_scores and len(prep.pred.scores):
-        raise InvalidInputError("Expected predictions with confidence scores for the threshold sweep, but they have none")
+        raise InvalidInputError(
+            "Expected predictions with confidence scores for the threshold sweep, but they have none"
+        )
     return prep, prep.pred.scores
 
 

@@ -78,7 +78,7 @@ def parse_iou_thresholds(value: float | str | tuple[float, ...] | list[float]) -
                 raise InvalidInputError(
                     f"Expected IoU thresholds like '0.5', '0.5,0.75' or '0.50:0.95', but got {value!r}"
                 ) from None
-            count = int(round((hi - lo) / step)) + 1
+            count = round((hi - lo) / step) + 1
             out = tuple(float(x) for x in np.linspace(lo, hi, count))
         else:
             try:

@@ -93,7 +93,9 @@ def detections_from_responses(
         except KeyError as err:
             raise InvalidInputError(f"{where}: missing field {err.args[0]!r}") from None
         text = rec.get(response_key)
-        parsed = parse_response(text if isinstance(text, str) else "", dialect, frame=_record_frame(rec, frame, where), image_size=size)
+        parsed = parse_response(
+            text if isinstance(text, str) else "", dialect, frame=_record_frame(rec, frame, where), image_size=size
+        )
         report.responses += 1
         report.empty_answers += int(parsed.is_empty_answer)
         report.truncated_responses += int(parsed.truncated)
