@@ -10,6 +10,7 @@ import pytest
 
 from rsmetrics.detection.types import ImageDetections
 from rsmetrics.errors import InvalidInputError, RecordError, RSMetricsError
+from rsmetrics.geometry import canonical_quad
 from rsmetrics.io import (
     DOTA_V1_0_CLASSES,
     ReadReport,
@@ -82,9 +83,10 @@ def test_real_first_line_coordinates(dota: Path) -> None:
 
 def test_float_coordinates_and_difficult_flag(dota: Path) -> None:
     ann = read_dota_labels(dota / "split_ss_1024" / "P0004__1__0___0.txt")
-    # line 1 `398.0 716.0 398.0 694.0 464.0 698.0 465.0 718.0 plane 0`: clockwise on screen,
-    # top-most vertex is the 2nd point, so the canonical quad starts there
-    assert ann.boxes[0].tolist() == [398.0, 694.0, 464.0, 698.0, 465.0, 718.0, 398.0, 716.0]
+    # line 1 `398.0 716.0 398.0 694.0 464.0 698.0 465.0 718.0 plane 0`: kept in the file's
+    # vertex order (DOTA's first point marks the object's head); canonical_quad starts at (398, 694)
+    assert ann.boxes[0].tolist() == [398.0, 716.0, 398.0, 694.0, 464.0, 698.0, 465.0, 718.0]
+    assert canonical_quad(ann.boxes[0]).tolist() == [398.0, 694.0, 464.0, 698.0, 465.0, 718.0, 398.0, 716.0]
     # line 3 is the only `plane 1`
     assert ann.difficult.tolist() == [0, 0, 1, 0]
     assert ann.difficult.dtype == np.int64

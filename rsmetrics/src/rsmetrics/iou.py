@@ -130,7 +130,11 @@ def _check_pairs(a: FloatArray, b: FloatArray) -> None:
 
 
 class _QuadSet:
-    """Quads prepared once for many IoU queries: canonical, polygons, areas, bounds."""
+    """Quads prepared once for many IoU queries: canonical order, areas, bounds.
+
+    Polygons are built lazily, only for the quads of pairs whose bounds overlap:
+    shapely geometries cost far more memory than the coordinates.
+    """
 
     def __init__(self, quads: FloatArray) -> None:
         self.quads = canonical_quad(quads)
@@ -138,10 +142,12 @@ class _QuadSet:
             self.area = np.abs(quad_area(self.quads))
             self.hbb = quad_to_hbb(self.quads)
         self.bad = ~np.isfinite(self.quads).all(axis=1) | ~(self.area > 0) | ~np.isfinite(self.area)
-        coords = np.where(self.bad[:, None], 0.0, self.quads).reshape(-1, 4, 2)
-        self.polygons = shapely.polygons(coords)
+
+    def polygons(self, idx: NDArray[np.intp]) -> tuple[NDArray[np.object_], NDArray[np.bool_]]:
+        """Polygons of the given rows, and whether GEOS finds each valid."""
+        polys = shapely.polygons(self.quads[idx].reshape(-1, 4, 2))
         # a canonical quad is simple, but near-collinear points can still make GEOS call it invalid
-        self.bad |= ~shapely.is_valid(self.polygons)
+        return polys, shapely.is_valid(polys)
 
 
 def _pair_iou(sa: _QuadSet, ia: NDArray[np.intp], sb: _QuadSet, ib: NDArray[np.intp]) -> FloatArray:
@@ -159,9 +165,14 @@ def _pair_iou(sa: _QuadSet, ia: NDArray[np.intp], sb: _QuadSet, ib: NDArray[np.i
     k = np.flatnonzero(overlap)
     if len(k) == 0:
         return out
-    pa, pb = ia[k], ib[k]
-    inter = shapely.area(shapely.intersection(sa.polygons[pa], sb.polygons[pb]))
-    union = sa.area[pa] + sb.area[pb] - inter
+    ua, ra = np.unique(ia[k], return_inverse=True)
+    ub, rb = np.unique(ib[k], return_inverse=True)
+    pa, va = sa.polygons(ua)
+    pb, vb = sb.polygons(ub)
+    ok = va[ra] & vb[rb]
+    k, ra, rb = k[ok], ra[ok], rb[ok]
+    inter = shapely.area(shapely.intersection(pa[ra], pb[rb]))
+    union = sa.area[ia[k]] + sb.area[ib[k]] - inter
     out[k] = _safe_ratio(inter, union, np.zeros(len(k), dtype=bool))
     return out
 

@@ -181,9 +181,9 @@ def polygon_nms(quads: ArrayLike, scores: ArrayLike | None, iou_threshold: float
     # polygons, areas and enclosing boxes built once for all pairs (the evaluator does the same)
     quadset = _QuadSet(q)
     good = np.flatnonzero(~quadset.bad)  # degenerate boxes have IoU 0 with everything
-    # candidate pairs: overlapping enclosing boxes (the tree's envelopes), each pair once (i < j)
-    polygons = quadset.polygons[good]
-    a, b = shapely.STRtree(polygons).query(polygons)
+    # candidate pairs: overlapping enclosing boxes, each pair once (i < j)
+    boxes = shapely.box(*quadset.hbb[good].T)
+    a, b = shapely.STRtree(boxes).query(boxes)
     a, b = good[a], good[b]
     pair = a < b
     a, b = a[pair], b[pair]

@@ -1,8 +1,10 @@
 """Per-image containers for ground truth and predictions.
 
 Both are small frozen dataclasses of parallel arrays, validated on creation.
-Boxes may be given as any box kind; they are stored as ``(N, 8)`` canonical
-quads in the image's own pixel frame, which is what every evaluator consumes.
+Boxes may be given as any box kind; they are stored as ``(N, 8)`` quads in the
+image's own pixel frame, which is what every evaluator consumes (hbb and obb
+become canonical quads; quads are kept in their given vertex order, since IoU
+does not depend on it and evaluators canonicalise in bulk).
 
 Example:
     >>> import numpy as np
@@ -34,6 +36,10 @@ def _as_quads(boxes: ArrayLike, kind: BoxKind, owner: str) -> NDArray[np.float64
         arr = as_boxes(boxes, kind)
     except InvalidInputError as err:
         raise InvalidInputError(f"{owner}: {err}") from None
+    if kind == "quad":
+        # kept as given: evaluators canonicalise all quads in one vectorised call, which
+        # is much cheaper than thousands of small per-image calls
+        return arr
     return box_to_quad(arr, kind)
 
 

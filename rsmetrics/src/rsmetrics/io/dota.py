@@ -188,7 +188,7 @@ def read_dota_labels(
         stats: a report to add this file's counts to (files, objects, skipped).
 
     Returns:
-        The objects as canonical quads with their class names and difficult flags.
+        The objects as quads in the file's vertex order, with their class names and difficult flags.
 
     Raises:
         RecordError: in strict mode, for a line that is neither blank, a header
@@ -462,7 +462,7 @@ def write_task1(
     devkit and the evaluation server expect all of them). Each file is written
     atomically: to a temporary file in ``out_dir``, then renamed over the old one.
     Lines are ``image_id score x1 y1 ... x4 y4`` with the boxes as stored
-    (canonical quads), in the order of ``detections`` then of each image's boxes.
+    (quads in their stored vertex order), in the order of ``detections`` then of each image's boxes.
 
     Args:
         detections: per-image predictions; boxes must be in the image's pixels.
