@@ -184,6 +184,25 @@ def _dota_result(res: Any) -> dict:
     return {"ap": [[c.ap[ti] for c in res.classes] for ti in range(len(res.iou_thresholds))], "map": res.map}
 
 
+CONSTRUCT_S: list[float] = []  # untimed: building the input objects of a memory row
+
+
+def _load_objects(wd: Path) -> tuple[list[Any], list[Any]]:
+    """The workload as rsmetrics objects, built from plain arrays (the build is timed apart)."""
+    from rsmetrics.detection.types import ImageAnnotations, ImageDetections
+
+    with open(wd / "workload.pkl", "rb") as f:
+        raw_gts, raw_preds = pickle.load(f)
+    raw = [(g.image_id, g.boxes, list(g.labels), g.difficult) for g in raw_gts]
+    raw_p = [(d.image_id, d.boxes, list(d.labels), d.scores) for d in raw_preds]
+    del raw_gts, raw_preds
+    t0 = time.perf_counter()
+    gts = [ImageAnnotations(i, b, labels, difficult=f) for i, b, labels, f in raw]
+    preds = [ImageDetections(i, b, labels, scores=s) for i, b, labels, s in raw_p]
+    CONSTRUCT_S.append(time.perf_counter() - t0)
+    return gts, preds
+
+
 def _make_rsmetrics_dota(row: str, wd: Path) -> tuple[Callable[[], Any], Callable[[Any], tuple[dict, dict]]]:
     from rsmetrics.detection.evaluate import evaluate_detection
 
@@ -192,8 +211,7 @@ def _make_rsmetrics_dota(row: str, wd: Path) -> tuple[Callable[[], Any], Callabl
     thr: Any = COCO_RANGE if row.endswith("@0.50:0.95") else 0.5
 
     if "-files" not in row:
-        with open(wd / "workload.pkl", "rb") as f:
-            gts, preds = pickle.load(f)
+        gts, preds = _load_objects(wd)
 
         def run(_: Any) -> tuple[dict, dict]:
             t0 = time.perf_counter()
@@ -263,7 +281,12 @@ def _make_cocoeval(row: str, wd: Path) -> tuple[Callable[[], Any], Callable[[Any
         for k in range(precision.shape[2]):
             p = precision[:, :, k, 0, -1]
             per_class.append(float(np.mean(p[p > -1])) if (p > -1).any() else float("nan"))
-        result = {"ap": float(ev.stats[0]), "ap50": float(ev.stats[1]), "ap75": float(ev.stats[2]), "per_class": per_class}
+        result = {
+            "ap": float(ev.stats[0]),
+            "ap50": float(ev.stats[1]),
+            "ap75": float(ev.stats[2]),
+            "per_class": per_class,
+        }
         return {"load": t1 - t0, "evaluate": t2 - t1, "accumulate": t3 - t2, "summarize": t4 - t3}, result
 
     return setup, run
@@ -284,8 +307,7 @@ def _make_rsmetrics_coco(row: str, wd: Path) -> tuple[Callable[[], Any], Callabl
     meta = _meta(wd)
     if not row.endswith("-files"):
         classes = meta["classes"]
-        with open(wd / "workload.pkl", "rb") as f:
-            gts, preds = pickle.load(f)
+        gts, preds = _load_objects(wd)
 
         def run(_: Any) -> tuple[dict, dict]:
             t0 = time.perf_counter()
@@ -356,6 +378,7 @@ def run_single(row: str, wd: Path, repeat: int) -> dict[str, Any]:
         "peak_mb": max(peaks),
         "delta_mb": max(deltas),
         "peak_reset": reset_ok,
+        "construct_s": CONSTRUCT_S[0] if CONSTRUCT_S else None,
         "result": result,
     }
 
@@ -441,7 +464,9 @@ def unavailable(row: str) -> str | None:
     need = {
         "devkit": [("dotadevkit.evaluate.task1", "voc_eval")],
         "rsmetrics-dota-files": [("rsmetrics.io", "read_dota_label_dir"), ("rsmetrics.io", "read_task1_dir")],
-        "rsmetrics-coco-files": [("rsmetrics.io", n) for n in ("read_coco_ground_truth", "read_coco_results", "coco_index")],
+        "rsmetrics-coco-files": [
+            ("rsmetrics.io", n) for n in ("read_coco_ground_truth", "read_coco_results", "coco_index")
+        ],
         "pycocotools": [("pycocotools.cocoeval", "COCOeval")],
         "faster-coco-eval": [("faster_coco_eval", "COCOeval_faster")],
     }
@@ -485,6 +510,14 @@ def compare(row: str, res: dict, ref: dict) -> float:
         return _max_abs_diff(mine["ap"], theirs["ap"])
     keys = ("ap", "ap50", "ap75", "per_class")
     return max(_max_abs_diff(mine[k], theirs[k]) for k in keys)
+
+
+def _loadavg() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "n/a"
 
 
 def machine_info() -> dict[str, str]:
@@ -535,7 +568,8 @@ def machine_info() -> dict[str, str]:
         "pycocotools": version("pycocotools"),
         "faster-coco-eval": version("faster-coco-eval"),
         "commit": commit,
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "loadavg": _loadavg(),
+        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 
@@ -551,7 +585,9 @@ def _phases(ph: dict[str, float]) -> str:
     return ", ".join(f"{k} {_fmt_s(v)}" for k, v in ph.items())
 
 
-def build_report(meta: dict, results: dict[str, dict], info: dict[str, str], args: argparse.Namespace) -> tuple[str, list[str]]:
+def build_report(
+    meta: dict, results: dict[str, dict], info: dict[str, str], args: argparse.Namespace
+) -> tuple[str, list[str]]:
     """The markdown section and the list of failed identity checks."""
     failures: list[str] = []
     rows_md = []
@@ -604,12 +640,18 @@ def build_report(meta: dict, results: dict[str, dict], info: dict[str, str], arg
     fce, rs_c = get("faster-coco-eval", "best_s"), get("rsmetrics-coco", "best_s")
     if fce and rs_c:
         fcef, rs_cf = get("faster-coco-eval-files", "best_s"), get("rsmetrics-coco-files", "best_s")
-        extra = f"; from the JSON files {_fmt_s(rs_cf)} s vs {_fmt_s(fcef)} s ({_fmt_x(fcef / rs_cf)})" if fcef and rs_cf else ""
+        extra = (
+            f"; from the JSON files {_fmt_s(rs_cf)} s vs {_fmt_s(fcef)} s ({_fmt_x(fcef / rs_cf)})"
+            if fcef and rs_cf
+            else ""
+        )
         checks.append(
             f"- {'✅' if rs_c < fce else '❌'} faster than faster-coco-eval on COCO bbox AP (hbb): "
             f"{_fmt_s(rs_c)} s vs {_fmt_s(fce)} s from memory (**{_fmt_x(fce / rs_c)}**){extra}."
         )
-    dk, rsf, rsm = (get(r, "peak_mb") for r in ("devkit@0.50:0.95", "rsmetrics-dota-files@0.50:0.95", "rsmetrics-dota@0.50:0.95"))
+    dk, rsf, rsm = (
+        get(r, "peak_mb") for r in ("devkit@0.50:0.95", "rsmetrics-dota-files@0.50:0.95", "rsmetrics-dota@0.50:0.95")
+    )
     if dk and (rsf or rsm):
         ours = rsf or rsm
         parts = []
@@ -633,7 +675,8 @@ def build_report(meta: dict, results: dict[str, dict], info: dict[str, str], arg
         if r is None or "error" in r:
             continue
         runs = ", ".join(_fmt_s(t) for t in r["times"])
-        details.append(f"| `{row}` | {runs} | {_phases(r['phases'])} | {r['baseline_mb']:.0f} |")
+        built = f"{r['construct_s']:.2f}" if r.get("construct_s") is not None else ""
+        details.append(f"| `{row}` | {runs} | {_phases(r['phases'])} | {r['baseline_mb']:.0f} | {built} |")
 
     maps = []
     for row in ("devkit@0.5", "devkit@0.50:0.95"):
@@ -646,6 +689,8 @@ def build_report(meta: dict, results: dict[str, dict], info: dict[str, str], arg
         res = r["result"]
         maps.append(f"COCO bbox: AP50:95 {res['ap']:.6f}, AP50 {res['ap50']:.6f}, AP75 {res['ap75']:.6f}")
 
+    built = [r["construct_s"] for r in results.values() if r.get("construct_s") is not None]
+    construct = f"{min(built):.2f}" if built else "n/a"
     cmd = "python benchmarks/bench_detection.py" + (f" --images {args.images}" if args.images != 5500 else "")
     cmd += f" --seed {args.seed}" if args.seed != 0 else ""
     lines = [
@@ -661,7 +706,9 @@ def build_report(meta: dict, results: dict[str, dict], info: dict[str, str], arg
         "",
         "**Machine**: " + f"{info['cpu']}, {info['cores']} cores, {info['memory']} RAM, {info['os']}, no GPU; "
         f"Python {info['python']}, numpy {info['numpy']}, shapely {info['shapely']}, rsmetrics {info['rsmetrics']}, "
-        f"dotadevkit {info['dotadevkit']}, pycocotools {info['pycocotools']}, faster-coco-eval {info['faster-coco-eval']}.",
+        f"dotadevkit {info['dotadevkit']}, pycocotools {info['pycocotools']}, faster-coco-eval {info['faster-coco-eval']}. "
+        f"Load average before / after the run: {info.get('loadavg_start', 'n/a')} / {info['loadavg']} "
+        "(rows run one at a time; load from other work on the machine shows here).",
         "",
         "| tool | task | input | wall s | peak MB (+eval) | speedup vs reference | identical? |",
         "|---|---|---|---|---|---|---|",
@@ -678,7 +725,9 @@ def build_report(meta: dict, results: dict[str, dict], info: dict[str, str], arg
         "dicts before every run).",
         "- *input*: `files` rows read the devkit's label + Task1 files or the COCO JSON files inside the timed region "
         "(`dotadevkit` always does; its `voc_eval` re-reads every label file on each call); `memory` rows start "
-        "from `ImageAnnotations`/`ImageDetections` (rsmetrics) or COCO dicts (`COCO()` + `createIndex` + `loadRes`).",
+        "from `ImageAnnotations`/`ImageDetections` (rsmetrics) or COCO dicts (`COCO()` + `createIndex` + `loadRes`). "
+        f"Building those rsmetrics objects from arrays (validation, canonical quads) is not in the timed region: "
+        f"{construct} s here (details below); the `files` rows include it.",
         "- *dotadevkit at 0.50:0.95*: `voc_eval` over 10 thresholds × 15 classes (150 calls), VOC07 11-point AP, "
         "as users run it; it has no multi-threshold mode. rsmetrics computes every IoU once for all thresholds.",
         "- *COCO rows*: load + `evaluate` + `accumulate` + `summarize` (all area ranges and maxDets, as `COCOeval` "
@@ -694,8 +743,8 @@ def build_report(meta: dict, results: dict[str, dict], info: dict[str, str], arg
         "",
         "<details><summary>Per-run times, phases and memory baseline</summary>",
         "",
-        "| row | runs (s) | phases of the best run (s) | RSS before run (MB) |",
-        "|---|---|---|---|",
+        "| row | runs (s) | phases of the best run (s) | RSS before run (MB) | building the input objects, untimed (s) |",
+        "|---|---|---|---|---|",
         *details,
         "",
         "</details>",
@@ -734,11 +783,17 @@ def write_section(section: str, path: Path = BENCHMARKS_MD) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", type=int, default=None, help="number of 512 px patches (default 5500; 300 with --quick)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--images", type=int, default=None, help="number of 512 px patches (default 5500; 300 with --quick)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="300 patches, one run per row, BENCHMARKS.md left alone")
-    ap.add_argument("--repeat", type=int, default=None, help="runs per row, best is reported (default 3; 1 with --quick)")
+    ap.add_argument(
+        "--repeat", type=int, default=None, help="runs per row, best is reported (default 3; 1 with --quick)"
+    )
     ap.add_argument("--repeat-slow", type=int, default=1, help="runs of the devkit at 0.50:0.95 (default 1)")
     ap.add_argument("--only", default="", help="comma-separated substrings: run only matching rows")
     ap.add_argument("--workdir", type=Path, default=None, help="where the inputs go (default: a temporary folder)")
@@ -746,7 +801,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write", dest="write", action="store_true", default=None, help="update BENCHMARKS.md")
     ap.add_argument("--no-write", dest="write", action="store_false", help="do not update BENCHMARKS.md")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw results here")
-    ap.add_argument("--profile", metavar="ROW", default=None, help="cProfile one run of ROW (needs --workdir with inputs)")
+    ap.add_argument(
+        "--profile", metavar="ROW", default=None, help="cProfile one run of ROW (needs --workdir with inputs)"
+    )
     ap.add_argument("--single", metavar="ROW", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -760,6 +817,7 @@ def main(argv: list[str] | None = None) -> int:
     write = args.write if args.write is not None else not args.quick
     rows = [r for r in ROWS if not args.only or any(s in r for s in args.only.split(","))]
 
+    loadavg_start = _loadavg()
     own_dir = args.workdir is None
     wd = Path(tempfile.mkdtemp(prefix="rsmetrics-bench-")) if own_dir else args.workdir
     try:
@@ -799,6 +857,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"inputs kept in {wd}")
 
     info = machine_info()
+    info["loadavg_start"] = loadavg_start
     section, failures = build_report(meta, results, info, args)
     print()
     print(section)
