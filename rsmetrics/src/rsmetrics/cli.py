@@ -66,20 +66,10 @@ def _progress(items: Sequence[Any], label: str) -> Any:
 def _write_json(path: str | None, payload: Any) -> None:
     if not path:
         return
-    from rsmetrics.io._common import atomic_write_text
+    from rsmetrics.io._common import atomic_write_json
 
-    atomic_write_text(path, json.dumps(payload, indent=2, default=_json_default) + "\n")
+    atomic_write_json(path, payload)
     _log(f"wrote {path}")
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    return str(value)
 
 
 def _classes(spec: str | None, fallback: Sequence[str] | None = None) -> list[str]:

@@ -27,7 +27,7 @@ import numpy as np
 from rsmetrics.detection.evaluate import evaluate_detection
 from rsmetrics.detection.fair_compare import fair_compare
 from rsmetrics.detection.vlm import detections_from_responses
-from rsmetrics.io._common import atomic_write_text
+from rsmetrics.io._common import atomic_write_json
 from rsmetrics.synthetic import DOTA_LIKE_CLASSES, make_detection_workload, make_grounding_set, make_vqa_set
 
 __all__ = ["main", "vlm_responses"]
@@ -58,10 +58,7 @@ def _section(title: str) -> None:
 
 
 def _write(out: Path, name: str, payload: Any) -> None:
-    atomic_write_text(
-        out / name,
-        json.dumps(payload, indent=2, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)) + "\n",
-    )
+    atomic_write_json(out / name, payload)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -58,6 +58,7 @@ FloatArray = NDArray[np.float64]
 
 # vertices whose y differ by less than this (pixels) count as equally top-most
 _TIE_PX = 1e-6
+_CHUNK = 8192  # rows per step where temporaries scale with the input
 
 
 def as_boxes(boxes: ArrayLike, kind: BoxKind) -> FloatArray:
@@ -191,7 +192,18 @@ def canonical_quad(quad: ArrayLike) -> FloatArray:
         >>> canonical_quad(np.array([0, 10, 10, 10, 10, 0, 0, 0])).tolist()  # BL, BR, TR, TL
         [0.0, 0.0, 10.0, 0.0, 10.0, 10.0, 0.0, 10.0]
     """
-    q = as_boxes(quad, "quad").copy()
+    q = as_boxes(quad, "quad")
+    if len(q) <= _CHUNK:
+        return _keep_single(_canonical_rows(q), quad)
+    # in chunks: the steps make a dozen temporaries the size of their input
+    out = np.empty_like(q)
+    for lo in range(0, len(q), _CHUNK):
+        out[lo : lo + _CHUNK] = _canonical_rows(q[lo : lo + _CHUNK])
+    return out
+
+
+def _canonical_rows(q: FloatArray) -> FloatArray:
+    q = q.copy()
     finite = np.isfinite(q).all(axis=1)
     pts = q.reshape(-1, 4, 2)
 
@@ -216,8 +228,7 @@ def canonical_quad(quad: ArrayLike) -> FloatArray:
     key = np.where(finite, key, 0)
     order = (key[:, None] + np.arange(4)[None, :]) % 4
     pts = np.take_along_axis(pts, order[..., None], axis=1)
-    out = pts.reshape(-1, 8)
-    return _keep_single(out, quad)
+    return pts.reshape(-1, 8)
 
 
 def _normalise_obb(cx: FloatArray, cy: FloatArray, w: FloatArray, h: FloatArray, a: FloatArray) -> FloatArray:

@@ -53,6 +53,8 @@ __all__ = [
 PixelConvention = Literal["continuous", "plus_one"]
 FloatArray = NDArray[np.float64]
 
+_PAIR_CHUNK = 4096  # pairs whose bounds and polygons are built and intersected together
+
 
 def _pixel_offset(pixel: str) -> float:
     if pixel == "continuous":
@@ -151,29 +153,33 @@ class _QuadSet:
 
 
 def _pair_iou(sa: _QuadSet, ia: NDArray[np.intp], sb: _QuadSet, ib: NDArray[np.intp]) -> FloatArray:
-    """IoU of quad ``sa[ia[k]]`` with ``sb[ib[k]]`` for every k."""
+    """IoU of quad ``sa[ia[k]]`` with ``sb[ib[k]]`` for every k.
+
+    Works in chunks of pairs: a shapely polygon costs ~0.5 kB, far more than its
+    8 coordinates, so only one chunk's polygons (and bounds) are alive at a time.
+    """
     out = np.zeros(len(ia), dtype=np.float64)
-    if len(ia) == 0:
-        return out
-    ha, hb = sa.hbb[ia], sb.hbb[ib]
-    overlap = (
-        (np.minimum(ha[:, 2], hb[:, 2]) > np.maximum(ha[:, 0], hb[:, 0]))
-        & (np.minimum(ha[:, 3], hb[:, 3]) > np.maximum(ha[:, 1], hb[:, 1]))
-        & ~sa.bad[ia]
-        & ~sb.bad[ib]
-    )
-    k = np.flatnonzero(overlap)
-    if len(k) == 0:
-        return out
-    ua, ra = np.unique(ia[k], return_inverse=True)
-    ub, rb = np.unique(ib[k], return_inverse=True)
-    pa, va = sa.polygons(ua)
-    pb, vb = sb.polygons(ub)
-    ok = va[ra] & vb[rb]
-    k, ra, rb = k[ok], ra[ok], rb[ok]
-    inter = shapely.area(shapely.intersection(pa[ra], pb[rb]))
-    union = sa.area[ia[k]] + sb.area[ib[k]] - inter
-    out[k] = _safe_ratio(inter, union, np.zeros(len(k), dtype=bool))
+    for lo in range(0, len(ia), _PAIR_CHUNK):
+        ca, cb = ia[lo : lo + _PAIR_CHUNK], ib[lo : lo + _PAIR_CHUNK]
+        ha, hb = sa.hbb[ca], sb.hbb[cb]
+        overlap = (
+            (np.minimum(ha[:, 2], hb[:, 2]) > np.maximum(ha[:, 0], hb[:, 0]))
+            & (np.minimum(ha[:, 3], hb[:, 3]) > np.maximum(ha[:, 1], hb[:, 1]))
+            & ~sa.bad[ca]
+            & ~sb.bad[cb]
+        )
+        k = np.flatnonzero(overlap)
+        if len(k) == 0:
+            continue
+        ua, ra = np.unique(ca[k], return_inverse=True)
+        ub, rb = np.unique(cb[k], return_inverse=True)
+        pa, va = sa.polygons(ua)
+        pb, vb = sb.polygons(ub)
+        ok = va[ra] & vb[rb]
+        k, ra, rb = k[ok], ra[ok], rb[ok]
+        inter = shapely.area(shapely.intersection(pa[ra], pb[rb]))
+        union = sa.area[ca[k]] + sb.area[cb[k]] - inter
+        out[lo + k] = _safe_ratio(inter, union, np.zeros(len(k), dtype=bool))
     return out
 
 

@@ -55,7 +55,7 @@ from rsmetrics.detection.result import ClassResult, DetectionResult
 from rsmetrics.detection.types import ImageAnnotations, ImageDetections
 from rsmetrics.errors import InvalidInputError
 from rsmetrics.geometry import is_self_intersecting, obb_to_quad, quad_area, quad_to_hbb, quad_to_obb
-from rsmetrics.iou import _pair_iou, _QuadSet, degenerate_mask, hbb_iou_pairs
+from rsmetrics.iou import _pair_iou, _QuadSet, hbb_iou_pairs
 
 __all__ = ["DetectionEvaluator", "evaluate_detection"]
 
@@ -277,20 +277,21 @@ def _concat(
 
 
 def _select(flat: _Flat, keep: BoolArray) -> _Flat:
+    if keep.all():  # the common case: no copy
+        return flat
     return _Flat(
         flat.image[keep], flat.cls[keep], flat.quads[keep], flat.difficult[keep], flat.scores[keep], flat.has_scores
     )
 
 
-def _pair_ious(pred: _Flat, gt: _Flat, pi: IntArray, gi: IntArray, p: DetectionProtocol) -> FloatArray:
+def _pair_ious(pred: _QuadSet, gt: _QuadSet, pi: IntArray, gi: IntArray, p: DetectionProtocol) -> FloatArray:
     if len(pi) == 0:
         return np.zeros(0)
     if p.iou_type == "hbb":
-        return hbb_iou_pairs(quad_to_hbb(pred.quads)[pi], quad_to_hbb(gt.quads)[gi], pixel=p.pixel)
-    pq, gq = pred.quads, gt.quads
+        return hbb_iou_pairs(pred.hbb[pi], gt.hbb[gi], pixel=p.pixel)
     if p.iou_type == "rbox":
-        pq, gq = _rectangles(pq), _rectangles(gq)
-    return _pair_iou(_QuadSet(pq), pi, _QuadSet(gq), gi)
+        pred, gt = _QuadSet(_rectangles(pred.quads)), _QuadSet(_rectangles(gt.quads))
+    return _pair_iou(pred, pi, gt, gi)
 
 
 def _crowd_overlap(ious: FloatArray, pred_quads: FloatArray, gt_quads: FloatArray, p: DetectionProtocol) -> FloatArray:
@@ -405,8 +406,10 @@ def _prepare(
     num_classes = len(classes)
     counts["gt_objects"] = len(gt.image)
     counts["predictions"] = len(pred.image)
-    counts["degenerate_gt"] = int(degenerate_mask(gt.quads).sum()) if len(gt.image) else 0
-    counts["degenerate_predictions"] = int(degenerate_mask(pred.quads).sum()) if len(pred.image) else 0
+    # canonical quads, areas and bounds, computed once for the counts and for every IoU
+    pred_set, gt_set = _QuadSet(pred.quads), _QuadSet(gt.quads)
+    counts["degenerate_gt"] = int(gt_set.bad.sum())
+    counts["degenerate_predictions"] = int(pred_set.bad.sum())
     counts["repaired_self_intersecting"] = (
         int(is_self_intersecting(gt.quads).sum() + is_self_intersecting(pred.quads).sum())
         if len(gt.image) + len(pred.image)
@@ -417,7 +420,7 @@ def _prepare(
     p_key = pred.image * num_classes + pred.cls
     g_key = gt.image * num_classes + gt.cls
     pi, gi, count = _pairs(p_key, g_key)
-    ious = _pair_ious(pred, gt, pi, gi, p)
+    ious = _pair_ious(pred_set, gt_set, pi, gi, p)
     if p.crowd_iou and p.difficult == "ignore" and len(ious):
         crowd = gt_ignored[gi]
         if crowd.any():

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import IO, ClassVar
 
 from rsmetrics.errors import RecordError
 
-__all__ = ["ReadReport", "atomic_open", "atomic_write_text", "source_name"]
+__all__ = ["ReadReport", "atomic_open", "atomic_write_json", "atomic_write_text", "fail_or_skip", "source_name"]
 
 
 @dataclass
@@ -71,6 +70,14 @@ class ReadReport:
         return self
 
 
+def fail_or_skip(error: RecordError, reason: str, strict: bool, report: ReadReport | None) -> None:
+    """Raise ``error`` in strict mode; otherwise count the record as skipped under ``reason``."""
+    if strict:
+        raise error
+    if report is not None:
+        report.skip(error, reason)
+
+
 def source_name(path: str | os.PathLike[str]) -> str:
     """The file name used in error messages: the path as given."""
     return os.fspath(path)
@@ -89,7 +96,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", encoding: str | N
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     # a random part keeps concurrent writers of the same target from sharing a temp file
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     binary = "b" in mode
     # os.open with 0o666 honours the umask, unlike tempfile.mkstemp's 0o600
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
@@ -111,3 +118,19 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "
     """Write ``text`` to ``path`` atomically (see :func:`atomic_open`)."""
     with atomic_open(path, "w", encoding=encoding) as fh:
         fh.write(text)
+
+
+def atomic_write_json(path: str | os.PathLike[str], payload: object, indent: int | None = 2) -> None:
+    """Write ``payload`` as JSON atomically; numpy arrays and result objects are converted."""
+    import json
+
+    def default(value: object) -> object:
+        if hasattr(value, "tolist"):
+            return value.tolist()
+        if hasattr(value, "to_dict"):
+            return value.to_dict()
+        if isinstance(value, (set, tuple)):
+            return list(value)
+        return str(value)
+
+    atomic_write_text(path, json.dumps(payload, indent=indent, default=default) + "\n")

@@ -42,6 +42,7 @@ from rsmetrics.detection.types import ImageAnnotations, ImageDetections
 from rsmetrics.errors import InvalidInputError, RecordError
 from rsmetrics.geometry import hbb_to_quad, quad_to_hbb
 from rsmetrics.io._common import ReadReport, atomic_open, source_name
+from rsmetrics.io._common import fail_or_skip as _fail
 
 __all__ = [
     "CocoIndex",
@@ -217,12 +218,6 @@ def _record_box(rec: Mapping[str, Any], use_segmentation: bool) -> tuple[list[fl
     if w < 0 or h < 0:
         return None, False, f"expected a non-negative width and height in `bbox`, but got {rec.get('bbox')!r}"
     return hbb_to_quad([x, y, x + w, y + h]).tolist(), False, ""
-
-
-def _fail(error: RecordError, reason: str, strict: bool, report: ReadReport) -> None:
-    if strict:
-        raise error
-    report.skip(error, reason)
 
 
 def read_coco_ground_truth(

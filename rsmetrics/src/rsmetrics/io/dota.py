@@ -43,6 +43,7 @@ from numpy.typing import NDArray
 from rsmetrics.detection.types import ImageAnnotations, ImageDetections
 from rsmetrics.errors import InvalidInputError, RecordError
 from rsmetrics.io._common import ReadReport, atomic_open, source_name
+from rsmetrics.io._common import fail_or_skip as _fail
 
 __all__ = [
     "DOTA_V1_0_CLASSES",
@@ -119,6 +120,9 @@ def read_class_names(path: str | os.PathLike[str]) -> list[str]:
     return names
 
 
+_LINE_BLOCK = 4096  # lines converted together
+
+
 def _read_text(path: Path, src: str, *, strict: bool) -> tuple[list[str], set[int]]:
     """Lines of a UTF-8 text file and the 1-based numbers of lines that failed to decode.
 
@@ -140,13 +144,6 @@ def _read_text(path: Path, src: str, *, strict: bool) -> tuple[list[str], set[in
     lines = text.splitlines()
     bad = {i for i, line in enumerate(lines, start=1) if "\ufffd" in line}
     return lines, bad
-
-
-def _fail(error: RecordError, reason: str, strict: bool, report: ReadReport | None) -> None:
-    if strict:
-        raise error
-    if report is not None:
-        report.skip(error, reason)
 
 
 def _to_float(tokens: list[str]) -> NDArray[np.float64] | None:
@@ -328,12 +325,31 @@ def _task1_class(path: Path) -> str | None:
 def _read_task1_file(
     path: Path, strict: bool, report: ReadReport
 ) -> tuple[list[str], NDArray[np.float64], NDArray[np.float64]]:
-    """Image ids, scores ``(M,)`` and quads ``(M, 8)`` of one Task1 file."""
+    """Image ids, scores ``(M,)`` and quads ``(M, 8)`` of one Task1 file.
+
+    Lines are converted in blocks: a token is a Python string of ~50 bytes, so a
+    whole class file of tokens at once would cost far more memory than its numbers.
+    """
     src = source_name(path)
     lines, undecodable = _read_text(path, src, strict=strict)
+    ids: list[str] = []
+    blocks: list[NDArray[np.float64]] = []
+    for start in range(0, len(lines), _LINE_BLOCK):
+        block_ids, values = _task1_block(lines, start, undecodable, src, strict, report)
+        ids.extend(block_ids)
+        blocks.append(values)
+    values = np.concatenate(blocks) if blocks else np.zeros((0, 9))
+    report.files += 1
+    report.objects += len(ids)
+    return ids, values[:, 0], values[:, 1:]
+
+
+def _task1_block(
+    lines: list[str], start: int, undecodable: set[int], src: str, strict: bool, report: ReadReport
+) -> tuple[list[str], NDArray[np.float64]]:
     rows: list[list[str]] = []
     row_lines: list[int] = []
-    for line_no, line in enumerate(lines, start=1):
+    for line_no, line in enumerate(lines[start : start + _LINE_BLOCK], start=start + 1):
         tokens = line.split()
         if len(tokens) == 10:
             if line_no in undecodable:
@@ -361,10 +377,7 @@ def _read_task1_file(
                 values_rows[i] = v
         rows = [r for r, good in zip(rows, ok, strict=True) if good]
         values = values_rows[ok]
-    values = values.reshape(len(rows), 9)
-    report.files += 1
-    report.objects += len(rows)
-    return [r[0] for r in rows], values[:, 0], values[:, 1:]
+    return [r[0] for r in rows], values.reshape(len(rows), 9)
 
 
 def read_task1_dir(
@@ -413,32 +426,39 @@ def read_task1_dir(
         class_files = [(str(c), root / f"{_TASK1_PREFIX}{c}{_TASK1_SUFFIX}") for c in classes]
 
     report = ReadReport()
-    # image id -> chunks of (quads, scores, labels); dict order = first appearance
-    chunks: dict[str, list[tuple[NDArray[np.float64], NDArray[np.float64], list[str]]]] = {}
+    # image id -> index in order of first appearance; ints instead of 40k id strings per call
+    index: dict[str, int] = {}
+    image_of: list[NDArray[np.intp]] = []
+    cls_of: list[NDArray[np.intp]] = []
+    scores_of: list[NDArray[np.float64]] = []
+    quads_of: list[NDArray[np.float64]] = []
+    names: list[str] = []
     for cls, path in class_files:
         if not path.is_file():
             report.missing_files.append(source_name(path))
             continue
-        ids, scores, quads = _read_task1_file(path, strict, report)
-        if not ids:
-            continue
-        uniq, first, inverse = np.unique(np.array(ids), return_index=True, return_inverse=True)
-        order = np.argsort(inverse, kind="stable")
-        bounds = np.cumsum(np.bincount(inverse, minlength=len(uniq)))[:-1]
-        groups = np.split(order, bounds)
-        for k in np.argsort(first, kind="stable"):
-            idx = groups[k]
-            chunks.setdefault(str(uniq[k]), []).append((quads[idx], scores[idx], [cls] * len(idx)))
-
+        file_ids, scores, quads = _read_task1_file(path, strict, report)
+        image_of.append(np.fromiter((index.setdefault(i, len(index)) for i in file_ids), np.intp, len(file_ids)))
+        cls_of.append(np.full(len(file_ids), len(names), np.intp))
+        scores_of.append(scores)
+        quads_of.append(quads)
+        names.append(cls)
+    if not index:
+        return [], report
+    # one stable sort groups every detection by image (images in order of first appearance),
+    # inside an image in class-file order then line order
+    image = np.concatenate(image_of)
+    order = np.argsort(image, kind="stable")
+    bounds = np.cumsum(np.bincount(image, minlength=len(index)))[:-1]
     out = [
-        ImageDetections(
-            image_id,
-            boxes=np.concatenate([c[0] for c in parts]),
-            labels=[label for c in parts for label in c[2]],
-            scores=np.concatenate([c[1] for c in parts]),
-            box_kind="quad",
+        ImageDetections(image_id, boxes=quads, labels=[names[c] for c in classes_idx], scores=scores, box_kind="quad")
+        for image_id, quads, scores, classes_idx in zip(
+            index,
+            np.split(np.concatenate(quads_of)[order], bounds),
+            np.split(np.concatenate(scores_of)[order], bounds),
+            np.split(np.concatenate(cls_of)[order], bounds),
+            strict=True,
         )
-        for image_id, parts in chunks.items()
     ]
     return out, report
 

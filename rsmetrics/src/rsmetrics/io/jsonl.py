@@ -22,6 +22,7 @@ from typing import Any
 
 from rsmetrics.errors import InvalidInputError, RecordError
 from rsmetrics.io._common import ReadReport, atomic_open, source_name
+from rsmetrics.io._common import fail_or_skip as _fail
 
 __all__ = ["load_jsonl", "read_jsonl", "write_jsonl"]
 
@@ -96,12 +97,6 @@ def read_jsonl(
                 continue
             report.objects += 1
             yield record
-
-
-def _fail(error: RecordError, reason: str, strict: bool, report: ReadReport) -> None:
-    if strict:
-        raise error
-    report.skip(error, reason)
 
 
 def load_jsonl(path: str | os.PathLike[str], *, strict: bool = True) -> tuple[list[dict[str, Any]], ReadReport]:
