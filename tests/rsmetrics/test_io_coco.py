@@ -261,3 +261,16 @@ def test_coco_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         write_coco_ground_truth(anns * 0, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["gt.json"]
+
+
+@pytest.mark.parametrize(
+    "file_name",
+    ["a/b/P0001.png", "C:\\x\\P2.tif", ".hidden", "a.tar.gz", "noext", "dir/.png", "P1__1024__0___0.png", "x/y/"],
+)
+def test_image_stem_equals_pathlib(file_name):
+    from pathlib import PurePosixPath, PureWindowsPath
+
+    from rsmetrics.io.coco import _stem
+
+    # pathlib is the reference: the string version exists only for speed
+    assert _stem(file_name) == PurePosixPath(PureWindowsPath(file_name).as_posix()).stem

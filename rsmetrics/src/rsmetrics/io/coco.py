@@ -33,14 +33,14 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from rsmetrics.detection.types import ImageAnnotations, ImageDetections
 from rsmetrics.errors import InvalidInputError, RecordError
-from rsmetrics.geometry import hbb_to_quad, quad_to_hbb
+from rsmetrics.geometry import quad_to_hbb
 from rsmetrics.io._common import ReadReport, atomic_open, source_name
 from rsmetrics.io._common import fail_or_skip as _fail
 
@@ -103,8 +103,13 @@ def _is_int(value: Any) -> bool:
 
 
 def _stem(file_name: str) -> str:
-    # COCO files written on Windows may use backslashes
-    return PurePosixPath(PureWindowsPath(file_name).as_posix()).stem
+    """``pathlib``'s stem of the base name, by string operations (called once per image).
+
+    COCO files written on Windows may use backslashes.
+    """
+    base = file_name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    dot = base.rfind(".")
+    return base[:dot] if dot > 0 else base
 
 
 def _as_list(value: Any, key: str, src: str, required: bool = True) -> list[Any]:
@@ -217,7 +222,8 @@ def _record_box(rec: Mapping[str, Any], use_segmentation: bool) -> tuple[list[fl
     x, y, w, h = bbox
     if w < 0 or h < 0:
         return None, False, f"expected a non-negative width and height in `bbox`, but got {rec.get('bbox')!r}"
-    return hbb_to_quad([x, y, x + w, y + h]).tolist(), False, ""
+    # the canonical quad of the box (TL, TR, BR, BL), as hbb_to_quad gives it, without a numpy call per record
+    return [x, y, x + w, y, x + w, y + h, x, y + h], False, ""
 
 
 def read_coco_ground_truth(
