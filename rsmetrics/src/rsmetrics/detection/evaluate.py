@@ -44,6 +44,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -407,14 +408,16 @@ def _prepare(
     counts["gt_objects"] = len(gt.image)
     counts["predictions"] = len(pred.image)
     # canonical quads, areas and bounds, computed once for the counts and for every IoU
-    pred_set, gt_set = _QuadSet(pred.quads), _QuadSet(gt.quads)
-    counts["degenerate_gt"] = int(gt_set.bad.sum())
-    counts["degenerate_predictions"] = int(pred_set.bad.sum())
     counts["repaired_self_intersecting"] = (
         int(is_self_intersecting(gt.quads).sum() + is_self_intersecting(pred.quads).sum())
         if len(gt.image) + len(pred.image)
         else 0
     )
+    pred_set, gt_set = _QuadSet(pred.quads), _QuadSet(gt.quads)
+    # from here on only the canonical copies are needed: let the flattened input go
+    pred.quads, gt.quads = pred_set.quads, gt_set.quads
+    counts["degenerate_gt"] = int(gt_set.bad.sum())
+    counts["degenerate_predictions"] = int(pred_set.bad.sum())
 
     gt_ignored = gt.difficult != 0 if p.difficult == "ignore" else np.zeros(len(gt.image), bool)
     p_key = pred.image * num_classes + pred.cls
@@ -563,8 +566,10 @@ def _score(
 
 
 def _per_class_sum(flags: BoolArray, bounds: IntArray) -> IntArray:
-    cum = np.concatenate([np.zeros((flags.shape[0], 1), np.int64), np.cumsum(flags, axis=1, dtype=np.int64)], axis=1)
-    return cum[:, bounds[1:]] - cum[:, bounds[:-1]]
+    # a slice sum per class: a cumulative sum over all predictions would cost 8 bytes each per threshold
+    return np.stack(
+        [flags[:, lo:hi].sum(axis=1, dtype=np.int64) for lo, hi in pairwise(bounds)], axis=1
+    ).reshape(flags.shape[0], len(bounds) - 1)
 
 
 def _nanmean(a: FloatArray, axis: int) -> FloatArray:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -225,7 +226,8 @@ def read_dota_labels(
         row_lines = [row_lines[i] for i in keep]
 
     coords, difficult, ok = _convert_rows(rows, row_lines, src, strict, stats)
-    labels = [rows[i][8] for i in np.flatnonzero(ok)] if not ok.all() else [r[8] for r in rows]
+    # interned: a handful of class names shared by every object instead of one string each
+    labels = [sys.intern(rows[i][8]) for i in np.flatnonzero(ok)] if not ok.all() else [sys.intern(r[8]) for r in rows]
     if stats is not None:
         stats.files += 1
         stats.objects += len(labels)
