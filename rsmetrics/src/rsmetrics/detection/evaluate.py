@@ -567,9 +567,9 @@ def _score(
 
 def _per_class_sum(flags: BoolArray, bounds: IntArray) -> IntArray:
     # a slice sum per class: a cumulative sum over all predictions would cost 8 bytes each per threshold
-    return np.stack(
-        [flags[:, lo:hi].sum(axis=1, dtype=np.int64) for lo, hi in pairwise(bounds)], axis=1
-    ).reshape(flags.shape[0], len(bounds) - 1)
+    return np.stack([flags[:, lo:hi].sum(axis=1, dtype=np.int64) for lo, hi in pairwise(bounds)], axis=1).reshape(
+        flags.shape[0], len(bounds) - 1
+    )
 
 
 def _nanmean(a: FloatArray, axis: int) -> FloatArray:
