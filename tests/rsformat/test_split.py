@@ -209,3 +209,28 @@ def test_devkit_rule_details():
     # with a low threshold the first keeps its flag (IoF 0.5 > 0.3), as in the devkit
     first, *_ = assign_objects(quads, np.array([1, 0]), windows, size=100, width=300, height=100, iof_threshold=0.3)
     assert first.difficult.tolist() == [1, 2]
+
+
+def test_png_encoders_give_the_same_pixels(monkeypatch):
+    import builtins
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from rsformat.split import _encode_png
+
+    arr = np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)
+    image = Image.fromarray(arr)
+    with_cv2 = _encode_png(image)
+    real_import = builtins.__import__
+
+    def no_cv2(name, *args, **kwargs):
+        if name == "cv2":
+            raise ImportError("cv2 hidden by the test")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_cv2)
+    with_pillow = _encode_png(image)
+    for data in (with_cv2, with_pillow):
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), arr)

@@ -43,6 +43,7 @@ Example:
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import tempfile
@@ -267,14 +268,35 @@ def _clipped_quads(inter: NDArray[np.object_]) -> tuple[NDArray[np.float64], NDA
     return out, ok
 
 
+def _encode_png(image: Image.Image) -> bytes:
+    """PNG bytes of a patch.
+
+    With OpenCV installed, its encoder with its default settings (the DOTA
+    devkit's ``cv2.imwrite``): about 4x faster than Pillow on the same patch, at
+    the price of files ~25 % larger on aerial images (measured on P1888). Without
+    it, Pillow at zlib level 1. The pixels are identical either way.
+    """
+    try:
+        import cv2
+    except ImportError:
+        cv2 = None
+    if cv2 is not None and image.mode in ("RGB", "L"):
+        arr = np.asarray(image)
+        ok, buf = cv2.imencode(".png", np.ascontiguousarray(arr[..., ::-1]) if image.mode == "RGB" else arr)
+        if ok:
+            return buf.tobytes()
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=1)
+    return out.getvalue()
+
+
 def _save_png_atomic(image: Image.Image, path: Path) -> None:
     """Write a PNG to a temporary file beside ``path``, then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            # level 1, OpenCV's default: most of the size gain of level 6 at a fraction of the time
-            image.save(fh, format="PNG", compress_level=1)
+            fh.write(_encode_png(image))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -359,10 +381,8 @@ def split_record(
         if image is not None:
             # Pillow fills the part of the crop outside the image with black: the padding
             _save_png_atomic(image.crop((x, y, x + pw, y + ph)), out / "images" / f"{name}.png")
-        objects = tuple(
-            DetectionObject.from_quad(record.objects[i].category, pq, int(d))
-            for i, pq, d in zip(objs.index.tolist(), objs.quads, objs.difficult.tolist())
-        )
+        categories = [record.objects[i].category for i in objs.index.tolist()]
+        objects = DetectionObject.from_quads(categories, objs.quads, objs.difficult)
         yield DetectionRecord(name, record.source, record.split, f"images/{name}.png", pw, ph, objects)
 
 

@@ -197,7 +197,8 @@ def build_objects(
     q = np.asarray(quads, dtype=np.float64).reshape(-1, 8)
     flags = np.asarray(difficult, dtype=np.int64).reshape(-1)
     bad = degenerate_mask(q, "quad") if len(q) else np.zeros(0, bool)
-    out: list[DetectionObject] = []
+    keep: list[int] = []
+    names: list[str] = []
     for i, raw in enumerate(labels):
         name = raw.lower() if lower_case else raw
         if name != raw:
@@ -211,5 +212,6 @@ def build_objects(
         xs, ys = q[i, 0::2], q[i, 1::2]
         if xs.min() < 0 or ys.min() < 0 or xs.max() > width or ys.max() > height:
             report.count("boxes_outside_image")
-        out.append(DetectionObject.from_quad(name, q[i], int(flags[i])))
-    return tuple(out)
+        keep.append(i)
+        names.append(name)
+    return DetectionObject.from_quads(names, q[keep], flags[keep])
