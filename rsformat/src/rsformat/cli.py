@@ -1,0 +1,369 @@
+"""The ``rsformat`` command: list, convert, split, validate, render, push.
+
+Exit status: 0 on success, 1 when ``validate`` finds problems, 2 on an error
+(the message names the file or record).
+
+Example:
+    >>> main(["render", "/nonexistent", "--index", "0"])
+    2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ConvertError", "main"]
+
+# chunks of records a worker may run ahead of the writer, per split
+_QUEUE_CHUNKS = 8
+_CHUNK = 64
+
+
+class ConvertError(RuntimeError):
+    """A converter worker failed."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rsformat", description="Remote-sensing VL datasets in one schema.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="list the source converters")
+
+    c = sub.add_parser("convert", help="convert a source folder into a dataset folder")
+    c.add_argument("source", help="converter name (see `rsformat list`)")
+    c.add_argument("--input", required=True, help="the source folder")
+    c.add_argument("--output", required=True, help="the dataset folder to write (atomically replaced)")
+    c.add_argument("--splits", help="comma-separated splits (default: every split found)")
+    c.add_argument("--num-proc", type=int, default=1, help="worker processes (one split each)")
+    c.add_argument(
+        "--embed-images",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="embed image bytes (default) or keep relative paths",
+    )
+    c.add_argument("--config-name", help="config name (default: the source name)")
+    c.add_argument("--max-shard-size", default="500MB", help="parquet shard size (default 500MB)")
+    c.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="converter option (repeatable; VALUE is JSON or a string)",
+    )
+    c.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    s = sub.add_parser("split", help="split large images into patches (rsformat.split)")
+    s.add_argument("args", nargs=argparse.REMAINDER, help="arguments of rsformat.split")
+
+    v = sub.add_parser("validate", help="check every record of a dataset folder")
+    v.add_argument("dir")
+    v.add_argument("--image-root", help="folder of path-mode images (default: DIR)")
+    v.add_argument("--no-decode", action="store_true", help="read image headers only")
+    v.add_argument("--json", action="store_true", help="print the report as JSON")
+    v.add_argument("--no-progress", action="store_true")
+
+    r = sub.add_parser("render", help="show a record as a model sees it")
+    r.add_argument("dir")
+    r.add_argument("--config", help="config (default: the only one)")
+    r.add_argument("--split", default="train")
+    r.add_argument("--index", type=int, default=0)
+    r.add_argument("--frame", default="smart", help="smart, smart:MIN:MAX, 504x504 or grid1000")
+    r.add_argument("--style", default="plain-hbb", help="plain-hbb, plain-quad, json-obb ...")
+    r.add_argument("--tool-format", choices=["openai", "qwen"], default="openai")
+
+    u = sub.add_parser("push", help="publish a dataset folder to the Hugging Face Hub")
+    u.add_argument("dir")
+    u.add_argument("repo_id")
+    u.add_argument("--private", action="store_true")
+    u.add_argument("--message", help="commit message")
+    return p
+
+
+# --------------------------------------------------------------------------- list
+
+
+def _cmd_list(_: argparse.Namespace) -> int:
+    from rsformat.converters import CONVERTERS
+
+    if not CONVERTERS:
+        print("no converters registered")
+    width = max((len(n) for n in CONVERTERS), default=0)
+    for name in sorted(CONVERTERS):
+        cls = CONVERTERS[name]
+        print(f"{name:<{width}}  {cls.family:<12}  {cls.description}")
+    return 0
+
+
+# --------------------------------------------------------------------------- convert
+
+
+def _produce(source: str, input_dir: str, options: dict[str, Any], split: str, queue: Any) -> None:
+    """Worker: convert one split, sending records in chunks, then the report."""
+    try:
+        from rsformat.converters import ConversionReport, get_converter
+
+        converter = get_converter(source)(input_dir, **options)
+        report = ConversionReport(source)
+        chunk: list[Any] = []
+        for record in converter.records(split, report):
+            chunk.append(record)
+            if len(chunk) >= _CHUNK:
+                queue.put(("records", chunk))
+                chunk = []
+        if chunk:
+            queue.put(("records", chunk))
+        queue.put(("report", report))
+    except BaseException as err:  # reported to the parent, which stops the run
+        queue.put(("error", f"split {split!r}: {type(err).__name__}: {err}"))
+
+
+class _Workers:
+    """Splits converted in worker processes, consumed in order.
+
+    At most ``num_proc`` workers run; each sends through its own bounded queue,
+    so workers ahead of the writer wait and memory stays bounded, while the
+    output order is the same as with one process.
+    """
+
+    def __init__(
+        self, source: str, input_dir: str, options: dict[str, Any], splits: list[str], num_proc: int, report: Any
+    ) -> None:
+        self.args = (source, input_dir, options)
+        self.pending = list(splits)
+        self.num_proc = num_proc
+        self.active: dict[str, tuple[Any, Any]] = {}
+        self.report = report
+        self.ctx = mp.get_context()
+
+    def _fill(self) -> None:
+        while self.pending and len(self.active) < self.num_proc:
+            split = self.pending.pop(0)
+            queue = self.ctx.Queue(maxsize=_QUEUE_CHUNKS)
+            proc = self.ctx.Process(target=_produce, args=(*self.args, split, queue), daemon=True)
+            proc.start()
+            self.active[split] = (proc, queue)
+
+    def records(self, split: str) -> Iterator[Any]:
+        self._fill()
+        proc, queue = self.active[split]
+        try:
+            while True:
+                kind, payload = queue.get()
+                if kind == "records":
+                    yield from payload
+                elif kind == "report":
+                    self.report.merge(payload)
+                    break
+                else:
+                    raise ConvertError(payload)
+        finally:
+            proc.join(timeout=60)
+            del self.active[split]
+            self._fill()
+
+    def close(self) -> None:
+        for proc, _ in self.active.values():
+            proc.terminate()
+        self.active.clear()
+
+
+def _options(pairs: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"Expected --option KEY=VALUE, but got {pair!r}")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from rsformat.converters import ConversionReport, get_converter
+    from rsformat.hub import write_dataset
+
+    cls = get_converter(args.source)
+    options = _options(args.option)
+    converter = cls(args.input, **options)
+    found = converter.splits()
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else found
+    unknown = sorted(set(splits) - set(found))
+    if unknown:
+        raise ValueError(f"{args.input}: splits {unknown} not found (found: {found})")
+    report = ConversionReport(cls.name)
+    workers = None
+    if args.num_proc > 1 and len(splits) > 1:
+        workers = _Workers(cls.name, args.input, options, splits, args.num_proc, report)
+        records_by_split = {s: workers.records(s) for s in splits}
+    else:
+        records_by_split = {s: converter.records(s, report) for s in splits}
+    card = {
+        "source": cls.name,
+        "description": cls.description,
+        "license": cls.license,
+        "citation": cls.citation,
+        "pretty_name": getattr(cls, "pretty_name", None) or cls.name,
+    }
+    try:
+        info = write_dataset(
+            records_by_split,
+            args.output,
+            family=cls.family,
+            config_name=args.config_name or cls.name,
+            embed_images=args.embed_images,
+            image_root=args.input,
+            card_info=card,
+            report=report,
+            max_shard_size=args.max_shard_size,
+            progress=not args.no_progress,
+        )
+    finally:
+        if workers is not None:
+            workers.close()
+    print(report.to_text())
+    for split, meta in info["splits"].items():
+        print(f"  wrote {split}: {meta['num_examples']} records in {len(meta['files'])} shards")
+    print(f"dataset written to {Path(args.output).as_posix()}")
+    return 0
+
+
+# --------------------------------------------------------------------------- split / validate / render / push
+
+
+def _cmd_split(args: argparse.Namespace) -> int:
+    try:
+        import rsformat.split as splitter
+    except ImportError as err:
+        raise RuntimeError(f"rsformat.split is not available ({err})") from None
+    entry = getattr(splitter, "main", None)
+    if entry is None:
+        raise RuntimeError("rsformat.split has no main(argv) entry point")
+    return int(entry(list(args.args)) or 0)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from rsformat.validate import validate_dataset
+
+    if not Path(args.dir).is_dir():
+        raise FileNotFoundError(f"{args.dir}: no such dataset folder")
+    report = validate_dataset(
+        args.dir, image_root=args.image_root, decode_images=not args.no_decode, progress=not args.no_progress
+    )
+    print(json.dumps(report.summary(), indent=2) if args.json else report.to_text())
+    return report.exit_code
+
+
+def _read_row(folder: Path, config: str, split: str, index: int) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    from rsformat.hub import config_info
+
+    info = config_info(folder, config)
+    meta = info["splits"].get(split)
+    if meta is None:
+        raise ValueError(f"{folder.as_posix()}/{config}: no split {split!r} (splits: {sorted(info['splits'])})")
+    skip = index
+    for name in meta["files"]:
+        pf = pq.ParquetFile(folder / config / name)
+        n = pf.metadata.num_rows
+        if skip < n:
+            for group in range(pf.num_row_groups):
+                rows = pf.metadata.row_group(group).num_rows
+                if skip < rows:
+                    return pf.read_row_group(group).slice(skip, 1).to_pylist()[0]
+                skip -= rows
+        skip -= n
+    raise ValueError(
+        f"{folder.as_posix()}/{config}/{split}: index {index} out of range ({meta['num_examples']} records)"
+    )
+
+
+def _categories(folder: Path, config: str) -> list[str]:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from rsformat.hub import config_info
+
+    names: set[str] = set()
+    for meta in config_info(folder, config)["splits"].values():
+        for name in meta["files"]:
+            column = pq.read_table(folder / config / name, columns=["objects"])["objects"]
+            names.update(pc.unique(pc.struct_field(pc.list_flatten(column), "category")).to_pylist())
+    return sorted(names)
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from rsformat.hub import config_info, list_configs
+    from rsformat.records import record_class
+    from rsformat.render import RenderFrame, RenderStyle, format_messages, render_conversation
+
+    folder = Path(args.dir)
+    configs = list_configs(folder)
+    if not configs:
+        raise FileNotFoundError(f"{folder.as_posix()}: not a dataset folder written by rsformat")
+    config = args.config or (configs[0] if len(configs) == 1 else None)
+    if config is None:
+        raise ValueError(f"{folder.as_posix()} holds several configs {configs}: choose one with --config")
+    info = config_info(folder, config)
+    row = _read_row(folder, config, args.split, args.index)
+    record = record_class(info["family"]).from_row(row)
+    frame = RenderFrame.parse(args.frame)
+    style = RenderStyle.parse(args.style)
+    style = RenderStyle(style.output, style.box, tool_format=args.tool_format)
+    categories = _categories(folder, config) if info["family"] == "detection" else None
+    conv = render_conversation(record, frame, style, categories=categories)
+    meta = json.loads(conv.metadata or "{}")
+    size = meta.get("input_size")
+    print(
+        f"# {config}/{args.split}[{args.index}] id={record.id} frame={args.frame} style={args.style}"
+        + (f" input={size[0]}x{size[1]}" if size else "")
+    )
+    print(format_messages(conv.messages, conv.images))
+    return 0
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    from rsformat.hub import push_dataset
+
+    url = push_dataset(args.dir, args.repo_id, private=args.private, commit_message=args.message)
+    print(f"pushed to {url}")
+    return 0
+
+
+_COMMANDS = {
+    "list": _cmd_list,
+    "convert": _cmd_convert,
+    "split": _cmd_split,
+    "validate": _cmd_validate,
+    "render": _cmd_render,
+    "push": _cmd_push,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("rsformat: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as err:
+        # the message already names the file or record; a traceback would bury it
+        print(f"rsformat {args.command}: error: {err}", file=sys.stderr)
+        if os.environ.get("RSFORMAT_DEBUG"):
+            raise
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
