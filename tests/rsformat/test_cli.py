@@ -147,10 +147,42 @@ def test_push_uses_hub_offline(toy, tmp_path, monkeypatch, capsys):
     assert "hf_cli_SECRET_999" not in captured.out + captured.err
 
 
-def test_split_without_the_splitter_fails_cleanly(capsys):
-    import importlib.util
+def test_split_command_cuts_a_source_into_validated_patches(tmp_path, capsys):
+    from rsformat.hub import load_records
+    from rsformat.synthetic import write_dota_source
 
-    if importlib.util.find_spec("rsformat.split") is not None:
-        pytest.skip("rsformat.split exists: its own tests cover it")
-    assert main(["split", "images"]) == 2
-    assert "rsformat.split" in capsys.readouterr().err
+    write_dota_source(tmp_path / "dota", num_images=2, seed=0, size=800)
+    out = tmp_path / "patches"
+    assert (
+        main(
+            [
+                "split",
+                "dota",
+                "--input",
+                str(tmp_path / "dota"),
+                "--output",
+                str(out),
+                "--preset",
+                "ss512",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    # 800 px with 512 px windows and 100 px overlap: offsets 0 and 800 - 512 = 288 on each axis,
+    # so 4 patches per image
+    patches = list(load_records(out, "dota_ss512", "train"))
+    assert sorted(p.id for p in patches)[:4] == [
+        "P0000__512__0___0",
+        "P0000__512__0___288",
+        "P0000__512__288___0",
+        "P0000__512__288___288",
+    ]
+    assert len(patches) == 8 and all((p.width, p.height) == (512, 512) for p in patches)
+    assert main(["validate", str(out), "--no-progress"]) == 0
+
+
+def test_split_refuses_a_non_detection_source(tmp_path, capsys):
+    (tmp_path / "src").mkdir()
+    assert main(["split", "refgeo", "--input", str(tmp_path / "src"), "--output", str(tmp_path / "out")]) == 2
+    assert "detection source" in capsys.readouterr().err

@@ -59,8 +59,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    s = sub.add_parser("split", help="split large images into patches (rsformat.split)")
-    s.add_argument("args", nargs=argparse.REMAINDER, help="arguments of rsformat.split")
+    s = sub.add_parser("split", help="convert a detection source and cut its images into DOTA-style patches")
+    s.add_argument("source", help="a detection converter (dota, fair1m, dior_r, ...)")
+    s.add_argument("--input", required=True, help="the source folder")
+    s.add_argument("--output", required=True, help="the dataset folder to write (atomically replaced)")
+    s.add_argument("--preset", choices=["ss1024", "ss512"], default="ss1024", help="window size and gap")
+    s.add_argument("--size", type=int, help="window size (overrides the preset)")
+    s.add_argument("--gap", type=int, help="overlap between windows (overrides the preset)")
+    s.add_argument("--iof-threshold", type=float, default=0.7)
+    s.add_argument(
+        "--clip",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="clip truncated objects to the window (DOTA devkit, default) or keep them whole (mmrotate)",
+    )
+    s.add_argument("--naming", choices=["mmrotate", "devkit"], default="mmrotate", help="patch names")
+    s.add_argument("--splits", help="comma-separated splits (default: every split found)")
+    s.add_argument("--config-name", help="config name (default: <source>_<preset>)")
+    s.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="converter option (repeatable)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     v = sub.add_parser("validate", help="check every record of a dataset folder")
     v.add_argument("dir")
@@ -240,14 +257,63 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_split(args: argparse.Namespace) -> int:
-    try:
-        import rsformat.split as splitter
-    except ImportError as err:
-        raise RuntimeError(f"rsformat.split is not available ({err})") from None
-    entry = getattr(splitter, "main", None)
-    if entry is None:
-        raise RuntimeError("rsformat.split has no main(argv) entry point")
-    return int(entry(list(args.args)) or 0)
+    import tempfile
+
+    from rsformat.converters import ConversionReport, get_converter
+    from rsformat.hub import write_dataset
+    from rsformat.split import PRESETS, split_records
+
+    cls = get_converter(args.source)
+    if cls.family != "detection":
+        raise ValueError(f"{args.source}: splitting needs a detection source, but its family is {cls.family!r}")
+    converter = cls(args.input, **_options(args.option))
+    found = converter.splits()
+    splits = [x.strip() for x in args.splits.split(",") if x.strip()] if args.splits else found
+    size, gap = PRESETS[args.preset]
+    size, gap = args.size or size, args.gap if args.gap is not None else gap
+    report = ConversionReport(cls.name)
+    config = (
+        args.config_name or f"{cls.name}_{args.preset if args.size is None and args.gap is None else f'{size}_{gap}'}"
+    )
+    # patches are embedded in the dataset, so their PNGs only live in a scratch folder
+    with tempfile.TemporaryDirectory(prefix="rsformat-split-") as scratch:
+        options = dict(
+            size=size, gap=gap, iof_threshold=args.iof_threshold, clip=args.clip, naming=args.naming, report=report
+        )
+        records_by_split = {
+            sp: split_records(converter.records(sp, report), args.input, Path(scratch) / sp, **options) for sp in splits
+        }
+        card = {
+            "source": cls.name,
+            "description": f"{cls.description} Cut into {size} px patches with {gap} px overlap.",
+            "license": cls.license,
+            "citation": cls.citation,
+            "pretty_name": f"{cls.name} ({size} px patches)",
+        }
+        info = write_dataset(
+            {sp: _rooted(recs, sp) for sp, recs in records_by_split.items()},
+            args.output,
+            family="detection",
+            config_name=config,
+            embed_images=True,
+            image_root=scratch,
+            card_info=card,
+            report=report,
+            progress=not args.no_progress,
+        )
+    print(report.to_text())
+    for split, meta in info["splits"].items():
+        print(f"  wrote {split}: {meta['num_examples']} patches")
+    print(f"dataset written to {Path(args.output).as_posix()} (config {config})")
+    return 0
+
+
+def _rooted(records: Iterator[Any], split: str) -> Iterator[Any]:
+    """Patch records with image paths relative to the scratch root (one folder per split)."""
+    from dataclasses import replace
+
+    for rec in records:
+        yield replace(rec, image=f"{split}/{rec.image}")
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
