@@ -390,3 +390,17 @@ def test_scene_split_file_refuses_paths(tmp_path: Path) -> None:
     (tmp_path / "resisc45-train.txt").write_text("airplane_001.jpg\n../../etc/passwd_1.jpg\nunicorn_001.jpg\n")
     recs, report = _run("nwpu_resisc45", tmp_path, "train")
     assert len(recs) == 1 and report.skipped == {"unknown_class": 1, "unsafe_path": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("There are 2 objects..", "There are 2 objects."),  # a doubled period at the end
+        ("a car.. b", "a car. b"),  # inside: the space stays
+        ("wait...", "wait..."),  # an ellipsis is not an artefact
+    ],
+)
+def test_double_period_rule(text, expected):
+    from rsformat.converters.geochat import _DOUBLE_DOT
+
+    assert _DOUBLE_DOT.apply(text) == expected

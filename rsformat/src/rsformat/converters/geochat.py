@@ -129,8 +129,11 @@ _PHRASE_MARKERS = CleaningRule(
     "phrase_markers", lambda s: re.sub(r"\s*</p>", "", re.sub(r"<p>\s*", "", s)), "drop <p> and </p> markers"
 )
 _DOT_QUESTION = CleaningRule("dot_question_artefact", lambda s: s.replace(". ?", "."), "'. ?' -> '.' (RSCoVLM)")
-# RSCoVLM writes '.' for '.. ', gluing the next word on; the space is kept here
-_DOUBLE_DOT = CleaningRule("double_dot_artefact", lambda s: re.sub(r"(?<!\.)\.\. ", ". ", s), "'.. ' -> '. '")
+# RSCoVLM writes '.' for '.. ', gluing the next word on; the space is kept here, and an
+# ellipsis '...' is left alone
+_DOUBLE_DOT = CleaningRule(
+    "double_dot_artefact", lambda s: re.sub(r"(?<!\.)\.\.(?!\.)", ".", s), "'..' -> '.' ('...' kept)"
+)
 _REPEATED_PUNCT = CleaningRule(
     "repeated_punctuation", lambda s: re.sub(r"([,;:?!])\1+", r"\1", s), "',,' '??' ... -> one mark"
 )
@@ -153,7 +156,7 @@ GEOCHAT_USER_RULES: tuple[CleaningRule, ...] = (
 )
 """Rules applied to user turns of GeoChat-style data, in order."""
 
-GEOCHAT_ASSISTANT_RULES: tuple[CleaningRule, ...] = (_PHRASE_MARKERS, _REPEATED_PUNCT, _SPACES)
+GEOCHAT_ASSISTANT_RULES: tuple[CleaningRule, ...] = (_PHRASE_MARKERS, _REPEATED_PUNCT, _DOUBLE_DOT, _SPACES)
 """Rules applied to assistant turns (boxes are left as written)."""
 
 TEOCHAT_USER_RULES: tuple[CleaningRule, ...] = (_DOT_QUESTION, _DOUBLE_DOT, _SPACES)
