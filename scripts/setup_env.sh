@@ -13,4 +13,4 @@ groups=("${@:-test}")
 .venv/bin/python -m pip install -q --upgrade "pip>=25.1"
 args=()
 for g in "${groups[@]}"; do args+=(--group "$g"); done
-.venv/bin/python -m pip install -q -e ./rsmetrics -e ./rsformat "${args[@]}"
+.venv/bin/python -m pip install -q -e ./rsmetrics -e ./rsformat -e ./rscovlm_ref "${args[@]}"

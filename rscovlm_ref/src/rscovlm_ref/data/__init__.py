@@ -1,0 +1,1 @@
+"""The multi-task data engine: mixture configs, sampling, online sample building."""
