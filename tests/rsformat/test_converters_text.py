@@ -11,6 +11,7 @@ from PIL import Image
 from rsformat.converters import get_converter
 from rsformat.converters._llava import RecordError, llava_messages
 from rsformat.converters.base import ConversionReport
+from rsformat.converters.geochat import restore_source_text
 from rsformat.records import ConversationRecord, GroundingRecord
 
 SAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "samples"
@@ -109,31 +110,40 @@ def geochat(tmp_path: Path) -> Path:
 def test_geochat_instruct_cleaning_and_boxes(geochat: Path) -> None:
     recs, report = _run("geochat_instruct", geochat, "train")
     by_id = {r.id: r for r in recs}
-    assert sorted(by_id) == ["bad", "cls", "grd", "idf", "ref"]
+    assert sorted(by_id) == ["cls", "grd", "idf", "ref"]  # "bad": a box that cannot be read
     ref = by_id["ref"]
     assert isinstance(ref, ConversationRecord) and ref.task == "grounding" and ref.images == ("images/P1.png",)
     assert _parts(ref.messages[0]) == [("image", 0), ("text", "Give me the location of the small white car")]
-    assert ref.messages[1].text_content == "{<10><20><50><40>}"  # the text keeps GeoChat's box
+    assert ref.messages[1].text_content == "<box:0>"  # no 0-100 grid left in the text
     # 0-100 grid on a 200x100 image: x 20..100, y 20..40, a canonical quad from the top-left corner
     assert json.loads(ref.metadata) == {
         "boxes": [[20.0, 20.0, 100.0, 20.0, 100.0, 40.0, 20.0, 40.0]],
+        "box_kinds": ["hbb"],
+        "box_images": [0],
         "box_messages": [1],
+        "box_angles": [None],
+        "image_sizes": [[200, 100]],
+        "box_source_format": "geochat",
     }
     grd = by_id["grd"]
     assert grd.task == "grounded_caption" and grd.images == ("images/P1.png",)  # .jpg listed, .png on disk
     assert (
         grd.messages[0].text_content == "Describe the image in detail and give the location of each object you mention."
     )
-    assert grd.messages[1].text_content == "a car {<0><0><50><50>|<90>} and more, cars"
+    assert grd.messages[1].text_content == "a car <box:0> and more, cars"
     # the 100x50 px box turned by 90 degrees about its centre (50, 25): 50 wide, 100 tall
-    (quad,) = json.loads(grd.metadata)["boxes"]
+    meta = json.loads(grd.metadata)
+    (quad,) = meta["boxes"]
     xs, ys = quad[0::2], quad[1::2]
     assert (min(xs), max(xs), min(ys), max(ys)) == pytest.approx((25.0, 75.0, -25.0, 75.0))
+    assert meta["box_kinds"] == ["obb"] and meta["box_angles"] == [90.0]
+    assert restore_source_text(grd).messages[1].text_content == "a car {<0><0><50><50>|<90>} and more, cars"
     idf = by_id["idf"]
     assert idf.task == "region_caption"
-    assert idf.messages[0].text_content == "What is the object present at {<10><20><50><40>|<0>}"
+    assert idf.messages[0].text_content == "What is the object present at <box:0>"  # user turns too
     assert idf.messages[1].text_content == "a white car"  # the echoed input box is dropped
     assert json.loads(idf.metadata)["box_messages"] == [0]
+    assert restore_source_text(idf).messages[0].text_content == "What is the object present at {<10><20><50><40>|<0>}"
     assert by_id["cls"].messages[0].text_content == "Classify the image. Pick one." and by_id["cls"].metadata is None
     assert report.rules == {
         "double_dot_artefact": 1,
@@ -147,9 +157,19 @@ def test_geochat_instruct_cleaning_and_boxes(geochat: Path) -> None:
         "repeated_spaces": 1,
         "space_before_punctuation": 1,
     }
-    assert report.skipped == {"missing_image": 1, "not_an_object": 1, "unsafe_path": 1}
-    assert report.counters == {"image_extension_fixed": 1, "image_token_inserted": 1, "unparsed_boxes": 1}
-    assert report.records_in == 8 and report.records_out == 5
+    assert report.skipped == {"missing_image": 1, "not_an_object": 1, "unparsed_box": 1, "unsafe_path": 1}
+    # the rotated box reaches above the image: kept, counted
+    assert report.counters == {"image_extension_fixed": 1, "image_token_inserted": 1, "boxes_outside_image": 1}
+    assert report.records_in == 8 and report.records_out == 4
+
+
+def test_geochat_refuses_placeholders_in_source(tmp_path: Path) -> None:
+    _image(tmp_path / "images/P1.png")
+    _json(
+        tmp_path / "GeoChat_Instruct.json", [{"id": "x", "image": "P1.png", "conversations": _turns("q <box:0>", "a")}]
+    )
+    recs, report = _run("geochat_instruct", tmp_path, "train")
+    assert recs == [] and report.skipped == {"box_token_in_source": 1}
 
 
 # --------------------------------------------------------------------------- VRSBench
@@ -229,9 +249,14 @@ def test_teochatlas(tmp_path: Path) -> None:
     ]
     meta = json.loads(temporal.metadata)
     assert meta["timestamp"] == ["2019-01-01", "2019-02-01"] and meta["task"] == "loc"
+    assert temporal.messages[1].text_content == "<box:0>, <box:1>"
     assert meta["boxes"][0] == [40.0, 40.0, 120.0, 40.0, 120.0, 80.0, 40.0, 80.0]  # 0-100 on 400x200
-    assert meta["box_messages"] == [1, 1]
+    assert meta["box_messages"] == [1, 1] and meta["box_kinds"] == ["hbb", "hbb"]
+    assert meta["box_images"] == [0, 0] and meta["image_sizes"] == [[400, 200], [400, 200]]
+    assert meta["box_source_format"] == "teochat"
+    assert restore_source_text(temporal).messages[1].text_content == "[10, 20, 30, 40], [50, 50, 60, 60]"
     assert single.task == "conversation" and single.messages[1].text_content == "a house"
+    assert _parts(single.messages[0])[-1] == ("text", "What is at <box:0>?")
     assert report.counters == {"root_prefix_stripped": 2, "turns_without_from": 1}
     assert report.rules == {"dot_question_artefact": 1, "double_dot_artefact": 1, "repeated_input_box": 1}
     assert report.skipped == {"missing_image": 1}

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from rsformat_fixtures import family_records, make_image
 
 from rsformat.hub import write_dataset
-from rsformat.records import ConversationRecord, DetectionObject, GroundingRecord, Message, ToolCall
+from rsformat.records import ContentPart, ConversationRecord, DetectionObject, GroundingRecord, Message, ToolCall
 from rsformat.render import RenderFrame, render_conversation
 from rsformat.validate import validate_dataset
 
@@ -183,3 +183,64 @@ def test_conversation_without_images_is_fine(tmp_path):
     out = tmp_path / "ds"
     write_dataset({"train": [rec]}, out, family="conversation", embed_images=False)
     assert validate_dataset(out).ok
+
+
+def test_boxes_in_conversation_text(tmp_path, image_root):
+    quad = [10.0, 5.0, 30.0, 5.0, 30.0, 20.0, 10.0, 20.0]
+    meta = {"boxes": [quad], "box_kinds": ["hbb"], "box_images": [0], "image_sizes": [[64, 48], None]}
+
+    def conv(rid, text, **changes):
+        m = {**meta, **changes}
+        return ConversationRecord(
+            rid,
+            "geochat_instruct",
+            "train",
+            ("images/a.png", "images/b.png"),
+            (
+                Message(
+                    "user",
+                    (ContentPart("image", image=0), ContentPart("image", image=1), ContentPart("text", text="Where?")),
+                ),
+                Message.text("assistant", text),
+            ),
+            metadata=json.dumps(m),
+        )
+
+    outside = [10.0, 5.0, 90.0, 5.0, 90.0, 20.0, 10.0, 20.0]  # x 90 > width 64
+    recs = [
+        conv("ok", "<box:0>"),
+        conv("range", "<box:0> and <box:3>"),
+        conv("outside", "<box:0>", boxes=[outside]),
+        conv("sizes", "<box:0>", image_sizes=[[64, 40], None]),
+        conv("meta", "<box:0>", box_images=[1]),  # image 1's size is not in image_sizes
+        ConversationRecord(
+            "nometa", "d", "train", (), (Message.text("user", "q"), Message.text("assistant", "<box:0>"))
+        ),
+    ]
+    report = validate_dataset(
+        _write(tmp_path, image_root, "conversation", {"train": recs}, embed=False), image_root=image_root
+    )
+    assert report.problems == {
+        "box_token_out_of_range": 3,  # "range", and "meta" and "nometa" whose boxes cannot be read
+        "box_outside_image": 1,
+        "image_size_mismatch": 1,
+        "bad_box_metadata": 1,
+    }
+    assert report.examples["box_token_out_of_range"][0].startswith("cfg/train/range message 1: <box:3>")
+    assert report.examples["box_outside_image"][0].startswith("cfg/train/outside box 0 (image 0)")
+    assert report.examples["image_size_mismatch"][0].startswith("cfg/train/sizes image 0")
+
+
+def test_converted_geochat_validates(tmp_path, image_root):
+    from rsformat.converters.base import ConversionReport
+    from rsformat.converters.geochat import _geochat_tokens
+
+    messages, meta = _geochat_tokens(
+        (Message.text("user", "What is at {<10><20><50><40>}?"), Message.text("assistant", "{<0><0><50><50>|<0>}")),
+        lambda: (64, 48),
+        "here",
+        ConversionReport("geochat_instruct"),
+    )
+    rec = ConversationRecord("g", "geochat_instruct", "train", ("images/a.png",), messages, metadata=json.dumps(meta))
+    out = _write(tmp_path, image_root, "conversation", {"train": [rec]}, embed=False)
+    assert validate_dataset(out, image_root=image_root).ok

@@ -31,6 +31,25 @@ What is kept from RSCoVLM, and what is fixed (see the project notes):
   with the wrong key); ``find the the ...`` is avoided when an expression
   starts with "the".
 
+Boxes in conversation text: converters of conversation data (GeoChat,
+VRSBench, TEOChatlas) replace every box of a message by a placeholder
+``<box:K>`` (:func:`box_token`) and store the box in ``metadata`` (see
+:class:`TextBoxes`: canonical quads in original pixels, the kind the source
+wrote, the image each box lies on, the images' sizes). :func:`render`
+substitutes each placeholder with the box in the frame of *its own image*
+(``image_sizes[box_images[K]]`` through the frame) and in the style's box
+kind, rounded once by the helper detection and grounding use (``style.box``
+decides for every box: a source's oriented box asked for as ``hbb`` is its
+enclosing box, as in detection; ``box_kinds`` only records what the source
+wrote). An assistant
+text part made only of boxes (``<box:0>``, ``<box:0>, <box:1>``: a
+referring answer) is written as a grounding answer is, so the two teach one
+format: plain, one ``numbers`` line per box; JSON, the fenced list of
+``{"bbox_2d": [...]}`` objects (no label). Anywhere else a box is inline:
+plain ``x1,y1,x2,y2`` (or the 8 quad / 5 obb numbers), JSON
+``[x1, y1, x2, y2]``. Inline boxes are for the model to read; only the
+box-only answers are meant for :func:`rsmetrics.parsers.parse_response`.
+
 Zoom records render to the Zoom-in Chain: system (tool list), user (image,
 question, zoom instruction), assistant tool call (the region of interest in the
 model frame; several regions are merged into their enclosing box), tool
@@ -51,8 +70,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -68,15 +87,18 @@ from rsformat.records import (
     ZoomRecord,
 )
 from rsformat.tools import IMAGE_ZOOM_IN, ZOOM_TOOL_NAME, format_tool_call, tool_system_prompt, tools_json
-from rsmetrics.geometry import canonical_quad, hbb_to_quad, obb_to_quad, quad_to_obb
+from rsmetrics.geometry import canonical_quad, hbb_to_quad, obb_to_quad, quad_to_hbb, quad_to_obb
 from rsmetrics.labels import prompt_category_order
 from rsmetrics.parsers import Frame
 
 __all__ = [
+    "BOX_TOKEN_PATTERN",
     "CROP_PREFIX",
     "NONE_ANSWER",
     "RenderFrame",
     "RenderStyle",
+    "TextBoxes",
+    "box_token",
     "crop_box",
     "crop_ref",
     "format_messages",
@@ -355,11 +377,20 @@ def _frame_box(quad: Sequence[float], hbb: Sequence[float], kind: str, sx: float
 
 
 def _answer(boxes: Sequence[tuple[_Box, str]], style: RenderStyle) -> str:
+    """A box answer: plain ``numbers label`` lines or the fenced JSON list; an empty label is left out."""
     if style.output == "plain":
-        return "\n".join(f"{','.join(map(str, b.numbers))} {_one_line(label)}" for b, label in boxes)
+        return "\n".join(" ".join(filter(None, (_inline(b, style), _one_line(label)))) for b, label in boxes)
     key = _JSON_KEY[style.box]
-    items = ",\n\t".join(json.dumps({key: b.numbers, "label": label}, ensure_ascii=False) for b, label in boxes)
+    items = ",\n\t".join(
+        json.dumps({key: b.numbers, "label": label} if label else {key: b.numbers}, ensure_ascii=False)
+        for b, label in boxes
+    )
     return f"```json\n[\n\t{items}\n]\n```"
+
+
+def _inline(box: _Box, style: RenderStyle) -> str:
+    """One box inside a sentence: ``x1,y1,x2,y2`` (plain) or ``[x1, y1, x2, y2]`` (JSON)."""
+    return ",".join(map(str, box.numbers)) if style.output == "plain" else json.dumps(box.numbers)
 
 
 def _one_line(text: str) -> str:
@@ -381,8 +412,13 @@ def _user(text: str, image: int = 0) -> Message:
 
 
 def _scale(record: DetectionRecord | GroundingRecord | ZoomRecord, frame: RenderFrame) -> tuple[float, float]:
-    fw, fh = frame.size(record.width, record.height)
-    return fw / record.width, fh / record.height
+    return _image_scale(frame, record.width, record.height)
+
+
+def _image_scale(frame: RenderFrame, width: int, height: int) -> tuple[float, float]:
+    """Factors from an image of ``width x height`` original pixels to ``frame``."""
+    fw, fh = frame.size(width, height)
+    return fw / width, fh / height
 
 
 # --------------------------------------------------------------------------- families
@@ -528,6 +564,155 @@ def _render_zoom(record: ZoomRecord, frame: RenderFrame, style: RenderStyle) -> 
     ]
 
 
+# --------------------------------------------------------------------------- boxes in conversation text
+
+BOX_TOKEN_PATTERN = re.compile(r"<box:(\d+)>")
+"""A box placeholder in conversation text; group 1 is ``K``, the index into ``metadata["boxes"]``."""
+
+# an assistant text part holding nothing but boxes: a referring (grounding) answer
+_BOX_ONLY = re.compile(r"\s*<box:\d+>(?:\s*(?:[,;]|and)?\s*<box:\d+>)*\s*\.?\s*")
+
+
+def box_token(index: int) -> str:
+    """The placeholder of box ``index`` of a conversation's ``metadata["boxes"]``.
+
+    Example:
+        >>> box_token(3), BOX_TOKEN_PATTERN.findall("at <box:3> and <box:10>")
+        ('<box:3>', ['3', '10'])
+    """
+    return f"<box:{int(index)}>"
+
+
+@dataclass(frozen=True)
+class TextBoxes:
+    """The boxes behind the ``<box:K>`` placeholders of a conversation, read from its ``metadata``.
+
+    The metadata keys (written by the conversation converters):
+
+    ``boxes``
+        ``[[8 floats], ...]``: canonical quads in original pixels of their image.
+    ``box_kinds``
+        ``"hbb"``, ``"quad"`` or ``"obb"`` per box: how the source wrote it
+        (an obb is any box with an angle, GeoChat's ``|<θ>`` included).
+    ``box_images``
+        The index in ``images`` of the image each box lies on (default 0).
+    ``image_sizes``
+        ``[width, height]`` of each of the record's images, ``null`` for an
+        image no box lies on. Needed: a conversation record has no size fields.
+
+    Sources add ``box_messages`` (the message of each box), ``box_angles``
+    (the source's angle, or ``null``) and ``box_source_format`` (see
+    :func:`rsformat.converters.geochat.restore_source_text`).
+
+    Raises:
+        ValueError: (from :meth:`from_metadata`) for malformed keys.
+
+    Example:
+        >>> meta = {"boxes": [[0, 0, 4, 0, 4, 2, 0, 2]], "box_kinds": ["hbb"], "image_sizes": [[8, 8]]}
+        >>> tb = TextBoxes.from_metadata(meta, num_images=1)
+        >>> len(tb), tb.size_of(0)
+        (1, (8, 8))
+    """
+
+    quads: tuple[tuple[float, ...], ...] = ()
+    kinds: tuple[str, ...] = ()
+    images: tuple[int, ...] = ()
+    image_sizes: tuple[tuple[int, int] | None, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.quads)
+
+    def size_of(self, k: int) -> tuple[int, int]:
+        """``(width, height)`` of the image box ``k`` lies on."""
+        size = self.image_sizes[self.images[k]]
+        assert size is not None  # from_metadata checks it
+        return size
+
+    @classmethod
+    def from_metadata(cls, metadata: str | Mapping[str, Any] | None, num_images: int) -> TextBoxes:
+        """Read and check the box keys of a conversation's ``metadata`` (JSON text or dict).
+
+        No ``boxes`` key gives an empty table.
+        """
+        meta = json.loads(metadata) if isinstance(metadata, str) else metadata
+        if not isinstance(meta, Mapping) or not meta.get("boxes"):
+            return cls()
+        boxes = meta["boxes"]
+        if not isinstance(boxes, list):
+            raise ValueError("metadata boxes is not a list")
+        n = len(boxes)
+        quads = []
+        for k, b in enumerate(boxes):
+            if not isinstance(b, list) or len(b) != 8 or not all(_is_number(v) for v in b):
+                raise ValueError(f"metadata box {k} is not 8 finite numbers")
+            quads.append(tuple(float(v) for v in b))
+        kinds = meta.get("box_kinds", ["quad"] * n)
+        images = meta.get("box_images", [0] * n)
+        sizes = meta.get("image_sizes")
+        if not isinstance(kinds, list) or len(kinds) != n or any(k not in ("hbb", "quad", "obb") for k in kinds):
+            raise ValueError(f"metadata box_kinds is not {n} of 'hbb', 'quad', 'obb'")
+        if not isinstance(images, list) or len(images) != n:
+            raise ValueError(f"metadata box_images is not {n} image indices")
+        if not isinstance(sizes, list) or len(sizes) != num_images:
+            raise ValueError(f"metadata image_sizes is not one [width, height] (or null) per image ({num_images})")
+        table: list[tuple[int, int] | None] = []
+        for i, size in enumerate(sizes):
+            if size is None:
+                table.append(None)
+            elif isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size):
+                table.append((size[0], size[1]))
+            else:
+                raise ValueError(f"metadata image_sizes[{i}] is not [width, height]: {size!r}")
+        for k, i in enumerate(images):
+            if not isinstance(i, int) or not 0 <= i < num_images:
+                raise ValueError(f"metadata box {k} lies on image {i!r}, but the record has {num_images} images")
+            if table[i] is None:
+                raise ValueError(f"metadata box {k} lies on image {i}, whose size is not in image_sizes")
+        return cls(tuple(quads), tuple(kinds), tuple(images), tuple(table))
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _has_box_tokens(record: ConversationRecord) -> bool:
+    return any(
+        p.type == "text" and p.text and BOX_TOKEN_PATTERN.search(p.text) for m in record.messages for p in m.content
+    )
+
+
+def _render_text_boxes(record: ConversationRecord, frame: RenderFrame, style: RenderStyle) -> list[Message]:
+    """The messages with every ``<box:K>`` written in ``frame`` and ``style`` (see the module doc)."""
+    if not _has_box_tokens(record):
+        return list(record.messages)
+    table = TextBoxes.from_metadata(record.metadata, len(record.images))
+    cache: dict[int, _Box] = {}
+
+    def box(k: int) -> _Box:
+        if k not in cache:
+            if k >= len(table):
+                raise ValueError(f"record {record.id!r}: {box_token(k)} but its metadata holds {len(table)} boxes")
+            quad = table.quads[k]
+            sx, sy = _image_scale(frame, *table.size_of(k))
+            cache[k] = _frame_box(quad, quad_to_hbb(np.asarray(quad)), style.box, sx, sy)
+        return cache[k]
+
+    out = []
+    for m in record.messages:
+        parts = []
+        for p in m.content:
+            if p.type != "text" or not p.text or "<box:" not in p.text:
+                parts.append(p)
+            elif m.role == "assistant" and _BOX_ONLY.fullmatch(p.text):
+                ks = [int(k) for k in BOX_TOKEN_PATTERN.findall(p.text)]
+                parts.append(replace(p, text=_answer([(box(k), "") for k in ks], style)))
+            else:
+                text = BOX_TOKEN_PATTERN.sub(lambda t: _inline(box(int(t.group(1))), style), p.text)
+                parts.append(replace(p, text=text))
+        out.append(replace(m, content=tuple(parts)))
+    return out
+
+
 def render(
     record: Record,
     frame: RenderFrame,
@@ -542,7 +727,9 @@ def render(
     record's image; 1: the zoom crop).
 
     Args:
-        record: Any record. Conversation records are returned as they are.
+        record: Any record. A conversation record's messages are returned as
+            they are, except that each ``<box:K>`` placeholder is written in
+            ``frame`` and ``style`` (see the module doc).
         frame: The model's coordinate frame.
         style: Output format, box kind and prompt choice.
         categories: The dataset's class list, for the detection prompt (all
@@ -550,7 +737,8 @@ def render(
             the classes present in the record.
 
     Raises:
-        ValueError: if a detection object's class is not in ``categories``.
+        ValueError: if a detection object's class is not in ``categories``, or
+            a conversation's ``<box:K>`` has no box ``K`` in its metadata.
 
     Example:
         >>> from rsformat.records import GroundingRecord
@@ -560,7 +748,7 @@ def render(
         ['find the white car', '10,20,30,40 the white car']
     """
     if isinstance(record, ConversationRecord):
-        return list(record.messages)
+        return _render_text_boxes(record, frame, style)
     if isinstance(record, DetectionRecord):
         return _render_detection(record, frame, style, categories)
     if isinstance(record, GroundingRecord):
@@ -580,7 +768,11 @@ def render_conversation(
     """:func:`render` packed as a :class:`ConversationRecord` (images, tools, metadata).
 
     ``metadata`` (JSON) holds the frame, the style and ``input_size``, the
-    ``(width, height)`` to resize image 0 to (``null`` for a grid frame).
+    ``(width, height)`` to resize image 0 to (``null`` for a grid frame). A
+    conversation record without ``<box:K>`` placeholders is returned as it is;
+    with them, its placeholders are rendered and its metadata gains the
+    frame, the style, ``input_sizes`` (one per image, ``null`` where the size
+    is unknown or the frame is a grid) and ``input_size`` (image 0's).
 
     Example:
         >>> from rsformat.records import ZoomRecord
@@ -591,7 +783,19 @@ def render_conversation(
         (('big.png', 'crop:1000,998,1401,1300'), {'bbox': [287, 289, 402, 376]})
     """
     if isinstance(record, ConversationRecord):
-        return record
+        if not _has_box_tokens(record):
+            return record
+        messages = _render_text_boxes(record, frame, style)
+        meta = json.loads(record.metadata or "{}")
+        sizes = TextBoxes.from_metadata(meta, len(record.images)).image_sizes
+        inputs = [None if s is None else frame.input_size(*s) for s in sizes]
+        meta.update(
+            frame=frame.to_dict(),
+            style={"output": style.output, "box": style.box},
+            input_sizes=inputs,
+            input_size=inputs[0] if inputs else None,
+        )
+        return replace(record, messages=tuple(messages), metadata=json.dumps(meta))
     messages = render(record, frame, style, categories=categories)
     images = [record.image]
     tools = None

@@ -13,6 +13,12 @@ batch of rows at a time) and checks:
 * messages: known roles, non-empty, image indices in range, tool calls valid
   JSON matching :mod:`rsformat.tools`' schemas, tool results answering an
   earlier call id; ``tools`` and ``metadata`` valid JSON;
+* boxes in conversation text (:class:`rsformat.render.TextBoxes`): every
+  ``<box:K>`` placeholder has its box in ``metadata["boxes"]``
+  (``box_token_out_of_range``), the box keys are well formed
+  (``bad_box_metadata``), each box is a usable canonical quad inside its
+  image (the box checks above, with the size from ``image_sizes``), and
+  ``image_sizes`` match the images (``image_size_mismatch``);
 * duplicate record ids inside a config.
 
 Problems are counted by kind with the first record ids (``config/split/id``);
@@ -52,7 +58,7 @@ from rsformat.records import (
     ZoomRecord,
     record_class,
 )
-from rsformat.render import CROP_PREFIX, parse_crop_ref
+from rsformat.render import BOX_TOKEN_PATTERN, CROP_PREFIX, TextBoxes, parse_crop_ref
 from rsformat.tools import parse_tool_calls, validate_tool_call
 from rsmetrics.geometry import canonical_quad, obb_to_quad, quad_area, quad_to_hbb, quad_to_obb
 
@@ -251,6 +257,7 @@ class _Checker:
     def conversation(self, rec: ConversationRecord, row: Mapping[str, Any], where: str) -> None:
         n_images = len(rec.images)
         first_size: tuple[int, int] | None = None
+        sizes: dict[int, tuple[int, int]] = {}
         for i, cell in enumerate(row.get("images") or []):
             path = cell.get("path") if isinstance(cell, Mapping) else cell
             if (
@@ -269,6 +276,8 @@ class _Checker:
             size = self.image_size(cell, f"{where} image {i}")
             if i == 0:
                 first_size = size
+            if size is not None:
+                sizes[i] = size
         if not rec.messages:
             self.report.add("malformed_messages", where, "no messages")
         open_calls: set[str] = set()
@@ -311,6 +320,7 @@ class _Checker:
                 open_calls.discard(msg.tool_call_id or "")
             elif msg.tool_call_id is not None:
                 self.report.add("malformed_messages", w, f"tool_call_id in a {msg.role} message")
+        metadata: Any = None
         for name, text in (("tools", rec.tools), ("metadata", rec.metadata)):
             if text is None:
                 continue
@@ -321,6 +331,39 @@ class _Checker:
                 continue
             if name == "tools" and not isinstance(value, list):
                 self.report.add("bad_tools_json", where, "tools is not a JSON list")
+            if name == "metadata":
+                metadata = value
+        self.text_boxes(rec, metadata, sizes, where)
+
+    def text_boxes(
+        self, rec: ConversationRecord, metadata: Any, sizes: Mapping[int, tuple[int, int]], where: str
+    ) -> None:
+        """The ``<box:K>`` placeholders of the messages against the boxes of ``metadata``."""
+        try:
+            table = TextBoxes.from_metadata(metadata if isinstance(metadata, Mapping) else None, len(rec.images))
+        except ValueError as err:
+            self.report.add("bad_box_metadata", where, str(err))
+            table = None
+        n = len(table) if table is not None else 0
+        for j, msg in enumerate(rec.messages):
+            for part in msg.content:
+                for k in BOX_TOKEN_PATTERN.findall(part.text or "") if part.type == "text" else ():
+                    if int(k) >= n:
+                        self.report.add(
+                            "box_token_out_of_range", f"{where} message {j}", f"<box:{k}> but metadata holds {n} boxes"
+                        )
+        if table is None:
+            return
+        for i, size in enumerate(table.image_sizes):
+            if size is not None and i in sizes and sizes[i] != size:
+                self.report.add(
+                    "image_size_mismatch",
+                    f"{where} image {i}",
+                    f"image is {sizes[i][0]}x{sizes[i][1]}, metadata image_sizes says {size[0]}x{size[1]}",
+                )
+        for k, quad in enumerate(table.quads):
+            width, height = table.size_of(k)
+            self.box(quad, "quad", width, height, f"{where} box {k} (image {table.images[k]})")
 
 
 def _schema_diff(found: Any, expected: Any) -> str:

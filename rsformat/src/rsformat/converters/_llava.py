@@ -7,6 +7,19 @@ The rules follow RSCoVLM's ``get_messages_from_llava_style_conversations``:
 ``<image>`` or ``<video>`` token is dropped, and each token becomes image
 parts (``<video>`` stands for every frame of the record).
 
+Boxes in message text (:func:`tokenize_boxes`): a converter gives the
+pattern of its source's box text and a reader of one match; every match in
+every text part (user and assistant turns alike) becomes the placeholder
+``<box:K>`` (:func:`rsformat.render.box_token`), and :func:`box_metadata`
+stores the boxes in the record's ``metadata`` in the layout of
+:class:`rsformat.render.TextBoxes` (canonical quads in original pixels, kinds,
+image of each box, image sizes) plus ``box_messages``, ``box_angles`` and
+``box_source_format``. :func:`rsformat.render.render` writes the boxes back in
+the model's frame; the source's text is recoverable from the metadata
+(:func:`rsformat.converters.geochat.restore_source_text`). A source text that
+already holds ``<box:N>`` is refused (``box_token_in_source``): it would be
+read as a placeholder.
+
 Record-level problems raise :class:`RecordError`; the converters catch it and
 count the record as skipped under ``reason``.
 
@@ -23,15 +36,19 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from rsformat.converters.base import ConversionReport, UnsafePathError, safe_join
 from rsformat.records import ContentPart, Message
+from rsformat.render import BOX_TOKEN_PATTERN, box_token
 
 __all__ = [
     "ROLE_MAP",
     "RecordError",
+    "SourceBox",
+    "box_metadata",
     "find_file",
     "image_size",
     "iter_json_items",
@@ -41,6 +58,7 @@ __all__ = [
     "read_json",
     "relative",
     "resolve_image",
+    "tokenize_boxes",
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -177,6 +195,97 @@ def llava_messages(
     if not any(m.role == "assistant" for m in messages):
         raise RecordError("no_assistant_turn")
     return tuple(messages)
+
+
+# --------------------------------------------------------------------------- boxes in text
+
+
+@dataclass(frozen=True)
+class SourceBox:
+    """One box read from a source's text.
+
+    Attributes:
+        quad: Canonical quad in original pixels of image ``image``.
+        kind: How the source wrote it: ``"hbb"``, ``"quad"`` or ``"obb"``.
+        image: Index of the record image the box lies on.
+        angle: The source's own angle (GeoChat's ``|<θ>``), kept because a
+            quad alone does not tell ``θ`` from ``θ ± 90`` with swapped sides.
+    """
+
+    quad: tuple[float, ...]
+    kind: str
+    image: int = 0
+    angle: float | None = None
+
+
+def tokenize_boxes(
+    messages: Sequence[Message], pattern: re.Pattern[str], read: Callable[[re.Match[str]], SourceBox]
+) -> tuple[tuple[Message, ...], list[SourceBox], list[int]]:
+    """Replace every ``pattern`` match of the text parts by ``<box:K>``; ``read`` turns a match into its box.
+
+    Boxes are numbered in reading order (message, part, position).
+
+    Returns:
+        The new messages, the boxes, and the message index of each box.
+
+    Raises:
+        RecordError: ``box_token_in_source`` if a text already holds a
+            placeholder; whatever ``read`` raises.
+
+    Example:
+        >>> msgs = (Message.text("user", "Where is it?"), Message.text("assistant", "[1, 2] and [3, 4]"))
+        >>> read = lambda m: SourceBox((0.0,) * 8, "hbb")
+        >>> out, boxes, owners = tokenize_boxes(msgs, re.compile(r"\\[\\d+, \\d+\\]"), read)
+        >>> out[1].text_content, owners
+        ('<box:0> and <box:1>', [1, 1])
+    """
+    boxes: list[SourceBox] = []
+    owners: list[int] = []
+    out = []
+    for i, m in enumerate(messages):
+        parts = []
+        for p in m.content:
+            if p.type != "text" or not p.text:
+                parts.append(p)
+                continue
+            if BOX_TOKEN_PATTERN.search(p.text):
+                raise RecordError("box_token_in_source", f"message {i} already holds a <box:N> placeholder")
+
+            def swap(match: re.Match[str], owner: int = i) -> str:
+                boxes.append(read(match))
+                owners.append(owner)
+                return box_token(len(boxes) - 1)
+
+            parts.append(replace(p, text=pattern.sub(swap, p.text)))
+        out.append(replace(m, content=tuple(parts)))
+    return tuple(out), boxes, owners
+
+
+def box_metadata(
+    boxes: Sequence[SourceBox],
+    owners: Sequence[int],
+    image_sizes: Sequence[tuple[int, int] | None],
+    source_format: str,
+) -> dict[str, Any]:
+    """The ``metadata`` keys of the boxes (:class:`rsformat.render.TextBoxes` layout); ``{}`` without boxes.
+
+    Example:
+        >>> box_metadata([SourceBox((0.0, 0.0, 2.0, 0.0, 2.0, 1.0, 0.0, 1.0), "hbb")], [1], [(4, 4)], "teochat")
+        ... # doctest: +NORMALIZE_WHITESPACE
+        {'boxes': [[0.0, 0.0, 2.0, 0.0, 2.0, 1.0, 0.0, 1.0]], 'box_kinds': ['hbb'], 'box_images': [0],
+         'box_messages': [1], 'box_angles': [None], 'image_sizes': [[4, 4]], 'box_source_format': 'teochat'}
+    """
+    if not boxes:
+        return {}
+    return {
+        "boxes": [list(b.quad) for b in boxes],
+        "box_kinds": [b.kind for b in boxes],
+        "box_images": [b.image for b in boxes],
+        "box_messages": list(owners),
+        "box_angles": [b.angle for b in boxes],
+        "image_sizes": [None if s is None else [int(s[0]), int(s[1])] for s in image_sizes],
+        "box_source_format": source_format,
+    }
 
 
 # --------------------------------------------------------------------------- JSON reading

@@ -9,22 +9,43 @@ Converters (dataset-formats.md §2, §3, §8-§10):
     artefacts are repaired: each is a named :class:`CleaningRule` counted in
     the report (:data:`GEOCHAT_USER_RULES`, :data:`GEOCHAT_ASSISTANT_RULES`).
     ``[identify]`` answers that repeat the question's box lose it
-    (``repeated_input_box``, as RSCoVLM does). The text keeps GeoChat's
-    ``{<x1><y1><x2><y2>|<θ>}`` boxes; every box is also stored in
-    ``metadata`` as a canonical quad in original pixels (read with
-    :func:`rsmetrics.parsers.parse_response`, ``Frame.grid(100)``), with the
-    index of its message: ``{"boxes": [[8 floats], ...], "box_messages": [i, ...]}``.
+    (``repeated_input_box``, as RSCoVLM does). Every GeoChat box
+    ``{<x1><y1><x2><y2>|<θ>}`` (0-100 grid, read with
+    :func:`rsmetrics.parsers.parse_response` and ``Frame.grid(100)``) becomes
+    a ``<box:K>`` placeholder (see below); a record with a box that cannot
+    be read is skipped (``unparsed_box``).
 ``vrsbench`` / ``vrsbench_referring``
     The VRSBench train file (LLaVA conversations). Referring turns (answer
     ``{<x1><y1><x2><y2>}`` on the 0-100 grid) become
     :class:`~rsformat.records.GroundingRecord` (``vrsbench_referring``); the
-    caption and VQA turns stay conversations (``vrsbench``). A converter has
-    one record family, hence two names over one reader.
+    caption and VQA turns stay conversations (``vrsbench``), their GeoChat
+    boxes, if any, placeholders as for GeoChat. A converter has one record
+    family, hence two names over one reader.
 ``teochatlas``
     TEOChatlas: ``video`` frame lists become multi-image conversations (task
     ``"temporal"``; ``timestamp`` kept in ``metadata``); turns without
     ``from`` are dropped and counted; ``[x_min, y_min, x_max, y_max]`` boxes
-    on the 0-100 grid are stored in ``metadata`` in original pixels.
+    on the 0-100 grid become placeholders. TEOChat does not say which frame
+    a box is on; its frames are co-registered, so every box is put on frame
+    0 (``box_images`` 0) and rendered in frame 0's frame. The sizes of all
+    frames are stored; frames of different sizes are counted
+    (``frame_sizes_differ``) and their boxes still refer to frame 0.
+
+Boxes never stay in the text in a source's grid (the paper's scalable boxes,
+Sec. III-C2: a model sees every box in its own input frame). Each box of a
+user or assistant turn is replaced by ``<box:K>``, ``K`` indexing
+``metadata["boxes"]`` (:func:`~rsformat.converters._llava.tokenize_boxes`);
+the metadata holds, per box, the canonical quad in original pixels
+(``boxes``), how the source wrote it (``box_kinds``: ``"hbb"``, or ``"obb"``
+for a GeoChat box with an angle), its image (``box_images``), its message
+(``box_messages``) and the source's angle (``box_angles``, GeoChat only: a
+quad does not tell ``θ`` from ``θ ± 90``), plus ``image_sizes`` and
+``box_source_format`` (``"geochat"`` or ``"teochat"``). :func:`rsformat.render.render`
+writes the boxes in any model frame; :func:`restore_source_text` writes the
+source's text back, exactly for boxes written in integers in the source's
+canonical spelling (``{<12><46><32><66>|<0>}``, ``[10, 20, 30, 40]``). Boxes
+that reach outside their image (GeoChat's rotated boxes near a border) are
+kept and counted (``boxes_outside_image``).
 ``vhm``
     VHM SFT (``list_sft.json``, image at ``<source_dataset>/<image>``) and, as
     ``eval_<name>`` splits, the VHM eval files (``datasets_eval/*.json``,
@@ -53,6 +74,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -60,6 +82,8 @@ import numpy as np
 
 from rsformat.converters._llava import (
     RecordError,
+    SourceBox,
+    box_metadata,
     find_file,
     image_size,
     iter_json_items,
@@ -67,11 +91,13 @@ from rsformat.converters._llava import (
     note,
     relative,
     resolve_image,
+    tokenize_boxes,
 )
 from rsformat.converters.base import CleaningRule, ConversionReport, Converter, apply_rules, register
 from rsformat.converters.refgeo import checked_hbb
 from rsformat.records import ConversationRecord, GroundingRecord, Message
-from rsmetrics.geometry import hbb_to_quad
+from rsformat.render import BOX_TOKEN_PATTERN, TextBoxes
+from rsmetrics.geometry import hbb_to_quad, quad_to_hbb, quad_to_obb
 from rsmetrics.parsers import Frame, parse_response
 
 __all__ = [
@@ -84,10 +110,12 @@ __all__ = [
     "VhmConverter",
     "VrsbenchConverter",
     "VrsbenchReferringConverter",
+    "restore_source_text",
 ]
 
 _GRID = Frame.grid(100)
 _GEOCHAT_BOX = re.compile(r"\{(?:<-?\d+(?:\.\d+)?>)+(?:\|<-?\d+(?:\.\d+)?>)?\}")
+_GEOCHAT_ANGLE = re.compile(r"\|<(-?\d+(?:\.\d+)?)>\}$")
 _BRACKET_BOX = re.compile(r"\[\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]")
 _REFERRING_ANSWER = re.compile(r"^\{(?:<\d+>)+\}$")
 _PHRASE = re.compile(r"<p>(.*?)</p>", re.DOTALL)
@@ -198,22 +226,39 @@ def _drop_repeated_boxes(turns: list[Any], pattern: re.Pattern[str], report: Con
     return out
 
 
-def _geochat_boxes(
+def _geochat_tokens(
     messages: tuple[Message, ...], size: Callable[[], tuple[int, int]], where: str, report: ConversionReport
-) -> dict[str, Any]:
-    """Every ``{<..>}`` box of the messages, as canonical quads in original pixels."""
-    boxes: list[list[float]] = []
-    owners: list[int] = []
-    for i, m in enumerate(messages):
-        text = m.text_content
-        if "{<" not in text:
-            continue
+) -> tuple[tuple[Message, ...], dict[str, Any]]:
+    """Every ``{<..>}`` box of the messages as a ``<box:K>`` placeholder, and its metadata."""
+
+    def read(match: re.Match[str]) -> SourceBox:
+        text = match.group()
         parsed = parse_response(text, "geochat", frame=_GRID, image_size=size())
-        if parsed.num_unparsed:
-            note(report, where, "unparsed_boxes", "; ".join(parsed.errors)[:200])
-        boxes.extend(parsed.boxes.tolist())
-        owners.extend([i] * len(parsed))
-    return {"boxes": boxes, "box_messages": owners} if boxes else {}
+        if len(parsed) != 1 or parsed.num_unparsed:
+            raise RecordError("unparsed_box", text[:60])
+        angle = _GEOCHAT_ANGLE.search(text)
+        return SourceBox(
+            tuple(parsed.boxes[0].tolist()), parsed.kinds[0], 0, None if angle is None else float(angle.group(1))
+        )
+
+    messages, boxes, owners = tokenize_boxes(messages, _GEOCHAT_BOX, read)
+    if not boxes:
+        return messages, {}
+    _count_outside(boxes, [size()], where, report)
+    return messages, box_metadata(boxes, owners, [size()], "geochat")
+
+
+def _count_outside(
+    boxes: list[SourceBox], sizes: list[tuple[int, int] | None], where: str, report: ConversionReport
+) -> None:
+    """Count boxes reaching more than 1 px outside their image (kept: rotated boxes may)."""
+    for k, b in enumerate(boxes):
+        size = sizes[b.image]
+        if size is None:
+            continue
+        x1, y1, x2, y2 = quad_to_hbb(np.asarray(b.quad)).tolist()
+        if x1 < -1 or y1 < -1 or x2 > size[0] + 1 or y2 > size[1] + 1:
+            note(report, where, "boxes_outside_image", f"box {k}")
 
 
 def _lazy_size(path: Path) -> Callable[[], tuple[int, int]]:
@@ -304,7 +349,7 @@ class GeoChatInstructConverter(_LlavaBase):
     _image_dirs: ClassVar[tuple[str, ...]] = ("images", "share/softwares/kartik/GeoChat_finetuning/final_images_llava")
 
     def records(self, split: str, report: ConversionReport) -> Iterator[ConversationRecord]:
-        """Yield one cleaned conversation per record, boxes in ``metadata``."""
+        """Yield one cleaned conversation per record, boxes as ``<box:K>`` placeholders."""
         clean = _cleaner(GEOCHAT_USER_RULES, GEOCHAT_ASSISTANT_RULES, report)
         for where, item in self._items(split, report):
             try:
@@ -314,7 +359,7 @@ class GeoChatInstructConverter(_LlavaBase):
                 if isinstance(conversations, list):
                     conversations = _drop_repeated_boxes(conversations, _GEOCHAT_BOX, report)
                 messages = llava_messages(conversations, 1, clean=clean, report=report, where=where)
-                metadata = _geochat_boxes(messages, _lazy_size(image), where, report)
+                messages, metadata = _geochat_tokens(messages, _lazy_size(image), where, report)
             except RecordError as e:
                 report.skip(where, e.reason, e.detail)
                 continue
@@ -377,6 +422,7 @@ class VrsbenchConverter(_VrsbenchBase):
                     report.count("referring_only_records")
                     continue
                 messages = llava_messages(kept, 1, report=report, where=where, count_inserted=False)
+                messages, metadata = _geochat_tokens(messages, _lazy_size(image), where, report)
             except RecordError as e:
                 report.skip(where, e.reason, e.detail)
                 continue
@@ -390,6 +436,7 @@ class VrsbenchConverter(_VrsbenchBase):
                 images=(relative(self.root, image),),
                 messages=messages,
                 task="caption" if caption else "vqa",
+                metadata=json.dumps(metadata) if metadata else None,
             )
 
 
@@ -460,20 +507,31 @@ class VrsbenchReferringConverter(_VrsbenchBase):
 # --------------------------------------------------------------------------- TEOChatlas
 
 
-def _bracket_boxes(messages: tuple[Message, ...], size: Callable[[], tuple[int, int]]) -> dict[str, Any]:
-    """``[x_min, y_min, x_max, y_max]`` boxes (0-100 grid) of the messages, as quads in original pixels."""
-    rows: list[list[float]] = []
-    owners: list[int] = []
-    for i, m in enumerate(messages):
-        for match in _BRACKET_BOX.finditer(m.text_content):
-            rows.append([float(v) for v in match.groups()])
-            owners.append(i)
-    if not rows:
-        return {}
-    # the grid frame is rsmetrics' own mapping (x / 100 * width); ordered corners then the canonical quad
-    px = _GRID.to_image(np.array(rows), "hbb", size())
-    px = np.concatenate([np.minimum(px[:, :2], px[:, 2:]), np.maximum(px[:, :2], px[:, 2:])], axis=1)
-    return {"boxes": hbb_to_quad(px).tolist(), "box_messages": owners}
+def _bracket_tokens(
+    messages: tuple[Message, ...], paths: list[Path], where: str, report: ConversionReport
+) -> tuple[tuple[Message, ...], dict[str, Any]]:
+    """``[x_min, y_min, x_max, y_max]`` boxes (0-100 grid, on frame 0) as placeholders, and their metadata."""
+    first = _lazy_size(paths[0])
+
+    def read(match: re.Match[str]) -> SourceBox:
+        # the grid frame is rsmetrics' own mapping (x / 100 * width); ordered corners then the canonical quad
+        px = _GRID.to_image(np.array([[float(v) for v in match.groups()]]), "hbb", first())
+        px = np.concatenate([np.minimum(px[:, :2], px[:, 2:]), np.maximum(px[:, :2], px[:, 2:])], axis=1)
+        return SourceBox(tuple(hbb_to_quad(px)[0].tolist()), "hbb", 0)
+
+    messages, boxes, owners = tokenize_boxes(messages, _BRACKET_BOX, read)
+    if not boxes:
+        return messages, {}
+    sizes: list[tuple[int, int] | None] = [first()]
+    for path in paths[1:]:
+        size = image_size(path)
+        if size is None:
+            raise RecordError("unreadable_image", f"{path.name}: no image size for the boxes")
+        sizes.append(size)
+    if len(set(sizes)) > 1:
+        note(report, where, "frame_sizes_differ", ", ".join(f"{s[0]}x{s[1]}" for s in sizes if s is not None))
+    _count_outside(boxes, sizes, where, report)
+    return messages, box_metadata(boxes, owners, sizes, "teochat")
 
 
 @register
@@ -557,7 +615,8 @@ class TeochatlasConverter(Converter):
         metadata: dict[str, Any] = {
             k: item[k] for k in ("timestamp", "task", "dataset", "polygon", "metadata") if k in item
         }
-        metadata.update(_bracket_boxes(messages, _lazy_size(paths[0])))
+        messages, boxes = _bracket_tokens(messages, paths, where, report)
+        metadata.update(boxes)
         rid = item.get("id")
         return ConversationRecord(
             id=str(rid) if rid is not None else where,
@@ -568,6 +627,106 @@ class TeochatlasConverter(Converter):
             task="temporal" if len(paths) > 1 else "conversation",
             metadata=json.dumps(metadata) if metadata else None,
         )
+
+
+# --------------------------------------------------------------------------- the source's box text
+
+
+def _grid_number(value: float) -> str:
+    """A grid coordinate as a source writes it: an integer when it is one (to 1e-6), else up to 6 decimals."""
+    r = round(value, 6)
+    if r == int(r):
+        return str(int(r))
+    return f"{r:.6f}".rstrip("0").rstrip(".")
+
+
+def _to_grid(hbb: np.ndarray, size: tuple[int, int]) -> list[float]:
+    w, h = size
+    return (np.asarray(hbb, dtype=np.float64) * [100 / w, 100 / h, 100 / w, 100 / h]).tolist()
+
+
+def _geochat_text(quad: tuple[float, ...], kind: str, angle: float | None, size: tuple[int, int]) -> str:
+    """``{<x1><y1><x2><y2>}``, or with ``|<θ>`` for an obb: the unrotated extent, then the angle."""
+    q = np.asarray(quad, dtype=np.float64)
+    if kind == "hbb":
+        return "{" + "".join(f"<{_grid_number(v)}>" for v in _to_grid(quad_to_hbb(q), size)) + "}"
+    theta = float(angle) if angle is not None else float(quad_to_obb(q)[4])
+    # undo the rotation about the centre (rsmetrics' obb convention: clockwise on screen)
+    pts = q.reshape(4, 2)
+    centre = pts.mean(axis=0)
+    rad = np.deg2rad(theta)
+    along = (pts - centre) @ np.array([np.cos(rad), np.sin(rad)])
+    across = (pts - centre) @ np.array([-np.sin(rad), np.cos(rad)])
+    half_w, half_h = np.ptp(along) / 2, np.ptp(across) / 2
+    hbb = np.array([centre[0] - half_w, centre[1] - half_h, centre[0] + half_w, centre[1] + half_h])
+    numbers = "".join(f"<{_grid_number(v)}>" for v in _to_grid(hbb, size))
+    return "{" + numbers + f"|<{_grid_number(theta)}>" + "}"
+
+
+def _teochat_text(quad: tuple[float, ...], kind: str, angle: float | None, size: tuple[int, int]) -> str:
+    """``[x_min, y_min, x_max, y_max]`` on the 0-100 grid."""
+    return "[" + ", ".join(_grid_number(v) for v in _to_grid(quad_to_hbb(np.asarray(quad)), size)) + "]"
+
+
+_SOURCE_WRITERS: dict[str, Callable[[tuple[float, ...], str, float | None, tuple[int, int]], str]] = {
+    "geochat": _geochat_text,
+    "teochat": _teochat_text,
+}
+
+
+def restore_source_text(record: ConversationRecord) -> ConversationRecord:
+    """``record`` with every ``<box:K>`` written back as its source wrote it (``box_source_format``).
+
+    The inverse of the converters' placeholders, computed from the metadata
+    only (quads in pixels, kinds, angles, image sizes): exact for boxes the
+    source wrote in integers in its canonical spelling; other numbers come
+    back to 6 decimals, spacing canonical. A record without placeholders is
+    returned as it is.
+
+    Raises:
+        ValueError: for an unknown ``box_source_format``, malformed box
+            metadata, or a placeholder without its box.
+
+    Example:
+        >>> from rsformat.records import Message
+        >>> meta = {"boxes": [[60.48, 231.84, 161.28, 231.84, 161.28, 332.64, 60.48, 332.64]],
+        ...         "box_kinds": ["obb"], "box_angles": [0.0], "image_sizes": [[504, 504]],
+        ...         "box_source_format": "geochat"}
+        >>> rec = ConversationRecord("r", "geochat_instruct", "train", ("a.png",),
+        ...                          (Message.text("assistant", "<box:0>"),), metadata=json.dumps(meta))
+        >>> restore_source_text(rec).messages[0].text_content
+        '{<12><46><32><66>|<0>}'
+    """
+    meta = json.loads(record.metadata or "{}")
+    table = TextBoxes.from_metadata(meta, len(record.images))
+    if not len(table):
+        if any(p.text and BOX_TOKEN_PATTERN.search(p.text) for m in record.messages for p in m.content):
+            raise ValueError(f"record {record.id!r}: <box:K> placeholders but no boxes in its metadata")
+        return record
+    fmt = meta.get("box_source_format")
+    writer = _SOURCE_WRITERS.get(fmt)
+    if writer is None:
+        raise ValueError(f"Expected box_source_format to be one of {sorted(_SOURCE_WRITERS)}, but got {fmt!r}")
+    angles = meta.get("box_angles") or [None] * len(table)
+    texts = [writer(table.quads[k], table.kinds[k], angles[k], table.size_of(k)) for k in range(len(table))]
+
+    def source(match: re.Match[str]) -> str:
+        k = int(match.group(1))
+        if k >= len(texts):
+            raise ValueError(f"record {record.id!r}: {match.group()} but its metadata holds {len(texts)} boxes")
+        return texts[k]
+
+    messages = tuple(
+        replace(
+            m,
+            content=tuple(
+                replace(p, text=BOX_TOKEN_PATTERN.sub(source, p.text)) if p.type == "text" and p.text else p
+                for p in m.content
+            ),
+        )
+        for m in record.messages
+    )
+    return replace(record, messages=messages)
 
 
 # --------------------------------------------------------------------------- VHM
