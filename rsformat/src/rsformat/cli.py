@@ -19,11 +19,17 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConvertError", "main"]
+__all__ = ["ConvertError", "main", "plan_tasks"]
 
-# chunks of records a worker may run ahead of the writer, per split
+# messages (chunks of records, or the end of a task) a worker may run ahead of the writer
 _QUEUE_CHUNKS = 8
+# records per message
 _CHUNK = 64
+# most units in one task: small enough that a worker's queue holds a whole task, so that
+# every worker keeps converting while the writer consumes the tasks before its own
+_TASK_UNITS = 64
+# seconds between checks that a silent worker is still alive
+_POLL_S = 5.0
 
 
 class ConvertError(RuntimeError):
@@ -41,7 +47,19 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--input", required=True, help="the source folder")
     c.add_argument("--output", required=True, help="the dataset folder to write (atomically replaced)")
     c.add_argument("--splits", help="comma-separated splits (default: every split found)")
-    c.add_argument("--num-proc", type=int, default=1, help="worker processes (one split each)")
+    c.add_argument(
+        "--num-proc",
+        type=int,
+        default=1,
+        help="worker processes: a split's files (or, for converters without work units, whole splits) "
+        "are shared among them; the output is the same as with one process",
+    )
+    c.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the splits already in the output that were written from the same source files "
+        "(same fingerprint: file names, sizes, modification times, converter options); convert the others",
+    )
     c.add_argument(
         "--embed-images",
         action=argparse.BooleanOptionalAction,
@@ -121,74 +139,134 @@ def _cmd_list(_: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- convert
 
 
-def _produce(source: str, input_dir: str, options: dict[str, Any], split: str, queue: Any) -> None:
-    """Worker: convert one split, sending records in chunks, then the report."""
+Task = tuple[str, list[str]]
+"""A unit of work for a process: a split and a contiguous run of its units."""
+
+
+def plan_tasks(units_by_split: dict[str, list[str]], num_proc: int, max_units: int | None = None) -> list[Task]:
+    """Cut each split's units into contiguous tasks: at least ``num_proc`` per split, at most ``max_units`` each.
+
+    Tasks are in output order (split after split, units in order), so
+    converting them one after the other gives the records of a single
+    process.
+
+    Example:
+        >>> plan_tasks({"train": list("abcdefg"), "val": ["val"]}, 3)
+        [('train', ['a', 'b', 'c']), ('train', ['d', 'e']), ('train', ['f', 'g']), ('val', ['val'])]
+        >>> [len(u) for _, u in plan_tasks({"train": [str(i) for i in range(10)]}, 2, max_units=3)]
+        [3, 3, 2, 2]
+    """
+    max_units = max_units or _TASK_UNITS
+    tasks: list[Task] = []
+    for split, units in units_by_split.items():
+        n = len(units)
+        if n == 0:
+            tasks.append((split, []))
+            continue
+        parts = min(n, max(num_proc, -(-n // max_units)))
+        size, extra = divmod(n, parts)
+        start = 0
+        for k in range(parts):
+            end = start + size + (k < extra)
+            tasks.append((split, units[start:end]))
+            start = end
+    return tasks
+
+
+def _serve(source: str, input_dir: str, options: dict[str, Any], tasks: list[Task], queue: Any) -> None:
+    """Worker: convert its tasks in order, sending records in chunks, then the task's report."""
     try:
         from rsformat.converters import ConversionReport, get_converter
 
         converter = get_converter(source)(input_dir, **options)
-        report = ConversionReport(source)
-        chunk: list[Any] = []
-        for record in converter.records(split, report):
-            chunk.append(record)
-            if len(chunk) >= _CHUNK:
+        for split, units in tasks:
+            report = ConversionReport(source)
+            chunk: list[Any] = []
+            for record in converter.records_for_units(split, units, report):
+                chunk.append(record)
+                if len(chunk) >= _CHUNK:
+                    queue.put(("records", chunk))
+                    chunk = []
+            if chunk:
                 queue.put(("records", chunk))
-                chunk = []
-        if chunk:
-            queue.put(("records", chunk))
-        queue.put(("report", report))
+            queue.put(("report", report))
     except BaseException as err:  # reported to the parent, which stops the run
-        queue.put(("error", f"split {split!r}: {type(err).__name__}: {err}"))
+        where = f"split {split!r}" if "split" in locals() else "startup"
+        queue.put(("error", f"{where}: {type(err).__name__}: {err}"))
 
 
 class _Workers:
-    """Splits converted in worker processes, consumed in order.
+    """Tasks converted by ``num_proc`` worker processes, consumed in output order.
 
-    At most ``num_proc`` workers run; each sends through its own bounded queue,
-    so workers ahead of the writer wait and memory stays bounded, while the
-    output order is the same as with one process.
+    Task ``k`` goes to worker ``k % num_proc``, which converts its tasks one
+    after the other and sends their records through its own bounded queue: a
+    worker ahead of the writer waits (memory stays bounded: at most
+    ``num_proc * _QUEUE_CHUNKS`` chunks of records in flight), and the writer
+    reads the tasks in order, so the output is that of one process. The
+    workers' reports are merged into ``report`` task by task, in order.
     """
 
     def __init__(
-        self, source: str, input_dir: str, options: dict[str, Any], splits: list[str], num_proc: int, report: Any
+        self, source: str, input_dir: str, options: dict[str, Any], tasks: list[Task], num_proc: int, report: Any
     ) -> None:
-        self.args = (source, input_dir, options)
-        self.pending = list(splits)
-        self.num_proc = num_proc
-        self.active: dict[str, tuple[Any, Any]] = {}
+        self.tasks = tasks
         self.report = report
-        self.ctx = mp.get_context()
-
-    def _fill(self) -> None:
-        while self.pending and len(self.active) < self.num_proc:
-            split = self.pending.pop(0)
-            queue = self.ctx.Queue(maxsize=_QUEUE_CHUNKS)
-            proc = self.ctx.Process(target=_produce, args=(*self.args, split, queue), daemon=True)
+        self.next = 0  # the next task to read
+        ctx = mp.get_context()
+        n = min(num_proc, len(tasks))
+        self.queues = [ctx.Queue(maxsize=_QUEUE_CHUNKS) for _ in range(n)]
+        self.procs = [
+            ctx.Process(target=_serve, args=(source, input_dir, options, tasks[w::n], self.queues[w]), daemon=True)
+            for w in range(n)
+        ]
+        for proc in self.procs:
             proc.start()
-            self.active[split] = (proc, queue)
+
+    def _get(self, w: int) -> tuple[str, Any]:
+        import queue as queue_mod
+
+        while True:
+            try:
+                return self.queues[w].get(timeout=_POLL_S)
+            except queue_mod.Empty:
+                proc = self.procs[w]
+                if not proc.is_alive():
+                    try:  # it may have sent its last message just before exiting
+                        return self.queues[w].get(timeout=1.0)
+                    except queue_mod.Empty:
+                        raise ConvertError(f"worker process {w} died (exit code {proc.exitcode})") from None
 
     def records(self, split: str) -> Iterator[Any]:
-        self._fill()
-        proc, queue = self.active[split]
-        try:
+        """The records of ``split``: its tasks, read in order (splits must be read in task order)."""
+        while self.next < len(self.tasks) and self.tasks[self.next][0] == split:
+            w = self.next % len(self.procs)
+            yielded = 0
             while True:
-                kind, payload = queue.get()
+                kind, payload = self._get(w)
                 if kind == "records":
+                    # counted as they arrive, so that the writer's corrections (an image
+                    # unreadable at write time) apply to an up-to-date count
+                    self.report.records_out += len(payload)
+                    yielded += len(payload)
                     yield from payload
                 elif kind == "report":
+                    payload.records_out -= yielded
                     self.report.merge(payload)
                     break
                 else:
                     raise ConvertError(payload)
-        finally:
-            proc.join(timeout=60)
-            del self.active[split]
-            self._fill()
+            self.next += 1
 
     def close(self) -> None:
-        for proc, _ in self.active.values():
-            proc.terminate()
-        self.active.clear()
+        """Stop the workers (they are done, or the run failed)."""
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in self.procs:
+            proc.join(timeout=10)
+        for q in self.queues:
+            q.cancel_join_thread()
+            q.close()
 
 
 def _options(pairs: Sequence[str]) -> dict[str, Any]:
@@ -206,7 +284,7 @@ def _options(pairs: Sequence[str]) -> dict[str, Any]:
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     from rsformat.converters import ConversionReport, get_converter
-    from rsformat.hub import write_dataset
+    from rsformat.hub import reusable_splits, write_dataset
 
     cls = get_converter(args.source)
     options = _options(args.option)
@@ -217,12 +295,25 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"{args.input}: splits {unknown} not found (found: {found})")
     report = ConversionReport(cls.name)
+    fingerprints = {s: converter.fingerprint(s) for s in splits}
+    config_name = args.config_name or cls.name
+    reuse: list[str] = []
+    if args.resume:
+        reuse = reusable_splits(
+            args.output, config_name, fingerprints, family=cls.family, embed_images=args.embed_images
+        )
+        for s in reuse:
+            print(f"  {s}: unchanged since the last conversion, kept (--resume)")
+    todo = [s for s in splits if s not in reuse]
     workers = None
-    if args.num_proc > 1 and len(splits) > 1:
-        workers = _Workers(cls.name, args.input, options, splits, args.num_proc, report)
-        records_by_split = {s: workers.records(s) for s in splits}
-    else:
-        records_by_split = {s: converter.records(s, report) for s in splits}
+    records_by_split: dict[str, Any] = {s: () for s in splits}
+    if args.num_proc > 1 and todo:
+        tasks = plan_tasks({s: converter.units(s) for s in todo}, args.num_proc)
+        if len(tasks) > 1:
+            workers = _Workers(cls.name, args.input, options, tasks, args.num_proc, report)
+            records_by_split.update({s: workers.records(s) for s in todo})
+    if workers is None:
+        records_by_split.update({s: converter.records(s, report) for s in todo})
     card = {
         "source": cls.name,
         "description": cls.description,
@@ -235,13 +326,15 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             records_by_split,
             args.output,
             family=cls.family,
-            config_name=args.config_name or cls.name,
+            config_name=config_name,
             embed_images=args.embed_images,
             image_root=args.input,
             card_info=card,
             report=report,
             max_shard_size=args.max_shard_size,
             progress=not args.no_progress,
+            fingerprints=fingerprints,
+            reuse=reuse,
         )
     finally:
         if workers is not None:

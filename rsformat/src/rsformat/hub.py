@@ -43,7 +43,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,7 @@ __all__ = [
     "parse_size",
     "push_dataset",
     "resolve_token",
+    "reusable_splits",
     "write_dataset",
 ]
 
@@ -302,6 +303,8 @@ def write_dataset(
     report: ConversionReport | None = None,
     max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE,
     progress: bool = False,
+    fingerprints: Mapping[str, str] | None = None,
+    reuse: Collection[str] = (),
 ) -> dict[str, Any]:
     """Write one config of records as parquet shards with a dataset card, atomically.
 
@@ -323,6 +326,13 @@ def write_dataset(
             counted in it and skipped; without a report they raise).
         max_shard_size: Bytes (or ``"500MB"``) of Arrow data per shard.
         progress: Show a progress bar per split.
+        fingerprints: Split -> fingerprint of its source files, kept in the
+            split's entry of ``rsformat_info.json`` together with the split's
+            own part of the report (what :func:`reusable_splits` compares).
+        reuse: Splits whose shards are taken over from the config already in
+            ``out_dir`` (hard links) instead of written: their records are
+            not read, and their part of the previous report is added to
+            ``report``. Pick them with :func:`reusable_splits`.
 
     Returns:
         The config's info: family, features, splits with ``num_examples``,
@@ -348,12 +358,21 @@ def write_dataset(
         folder = tmp / config_name
         folder.mkdir()
         splits: dict[str, Any] = {}
+        previous = config_info(out, config_name)["splits"] if reuse else {}
         for split, records in records_by_split.items():
             if not re.fullmatch(r"[A-Za-z0-9_]+", split):
                 raise ValueError(f"Expected a split name of letters, digits and '_', but got {split!r}")
+            if split in reuse:
+                splits[split] = _reuse_split(previous, out / config_name, folder, split, report)
+                continue
+            before = report.summary() if report is not None else None
             splits[split] = _write_split(
                 records, folder, split, family, embed_images, root, report, parse_size(max_shard_size), progress
             )
+            if fingerprints is not None and split in fingerprints:
+                splits[split]["fingerprint"] = fingerprints[split]
+                if report is not None and before is not None:
+                    splits[split]["report"] = _report_delta(before, report.summary())
         summary = report.summary() if report is not None else None
         info = {
             "config_name": config_name,
@@ -371,6 +390,81 @@ def write_dataset(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return info
+
+
+def _report_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a report summary added between two snapshots (one split's part)."""
+    out: dict[str, Any] = {"source": after["source"]}
+    for key in ("records_in", "records_out"):
+        out[key] = after[key] - before[key]
+    for key in ("skipped", "counters", "cleaning_rules", "labels_mapped"):
+        diff = {k: v - before[key].get(k, 0) for k, v in after[key].items()}
+        out[key] = {k: v for k, v in diff.items() if v}
+    out["messages"] = list(after["messages"][len(before["messages"]) :])
+    return out
+
+
+def _reuse_split(
+    previous: Mapping[str, Any], old_folder: Path, folder: Path, split: str, report: ConversionReport | None
+) -> dict[str, Any]:
+    """Take over a split of the previous output: link its shards, add its part of the report."""
+    entry = previous.get(split)
+    if entry is None:
+        raise ValueError(f"{old_folder.as_posix()}: no split {split!r} to reuse")
+    for name in entry["files"]:
+        try:
+            os.link(old_folder / name, folder / name)
+        except OSError:
+            shutil.copy2(old_folder / name, folder / name)
+    if report is not None and entry.get("report"):
+        report.merge(ConversionReport.from_summary(entry["report"]))
+    return dict(entry)
+
+
+def reusable_splits(
+    out_dir: str | os.PathLike[str],
+    config_name: str,
+    fingerprints: Mapping[str, str],
+    *,
+    family: str,
+    embed_images: bool,
+) -> list[str]:
+    """The splits of an existing config written from the same source files (for ``convert --resume``).
+
+    A split is reusable when the config in ``out_dir`` has the same family and
+    image mode, the split's stored fingerprint equals ``fingerprints[split]``
+    and all its shards are there.
+
+    Example:
+        >>> import tempfile
+        >>> from rsformat.records import GroundingRecord
+        >>> rec = GroundingRecord("g1", "demo", "train", "g1.png", 64, 64, expression="a", hbb=(1.0, 2.0, 3.0, 4.0))
+        >>> out = Path(tempfile.mkdtemp()) / "demo"
+        >>> _ = write_dataset({"train": [rec]}, out, family="grounding", config_name="demo", embed_images=False,
+        ...                   fingerprints={"train": "abc"}, report=ConversionReport("demo"))
+        >>> reusable_splits(out, "demo", {"train": "abc"}, family="grounding", embed_images=False)
+        ['train']
+        >>> reusable_splits(out, "demo", {"train": "xyz"}, family="grounding", embed_images=False)
+        []
+    """
+    folder = Path(out_dir) / config_name
+    try:
+        info = config_info(out_dir, config_name)
+    except (OSError, ValueError):
+        return []
+    if info.get("family") != family or bool(info.get("embed_images")) != embed_images:
+        return []
+    found = []
+    for split, fp in fingerprints.items():
+        entry = info.get("splits", {}).get(split)
+        if (
+            entry is not None
+            and entry.get("fingerprint") == fp
+            and "report" in entry
+            and all((folder / name).is_file() for name in entry.get("files", []))
+        ):
+            found.append(split)
+    return found
 
 
 def _write_top_level(folder: Path) -> None:

@@ -18,9 +18,11 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -112,6 +114,27 @@ class ConversionReport:
         self.messages.extend(other.messages[: max(room, 0)])
         return self
 
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> ConversionReport:
+        """The report back from :meth:`summary` (e.g. a split's report kept in ``rsformat_info.json``).
+
+        Example:
+            >>> r = ConversionReport("demo", records_in=3, records_out=2)
+            >>> r.skip("a.txt:1", "bad_number")
+            >>> ConversionReport.from_summary(r.summary()) == r
+            True
+        """
+        return cls(
+            str(summary.get("source", "")),
+            int(summary.get("records_in", 0)),
+            int(summary.get("records_out", 0)),
+            dict(summary.get("skipped", {})),
+            dict(summary.get("counters", {})),
+            dict(summary.get("cleaning_rules", {})),
+            dict(summary.get("labels_mapped", {})),
+            list(summary.get("messages", [])),
+        )
+
     def summary(self) -> dict[str, Any]:
         """A JSON-ready dict of the report."""
         return {
@@ -166,8 +189,17 @@ class Converter:
 
     Subclasses set ``name`` (the source name), ``family`` (the record family),
     ``description``, ``license`` and ``citation`` (for the dataset card) and
-    implement :meth:`splits` and :meth:`records`. ``files`` lists the units of
-    work that ``--num-proc`` spreads over processes.
+    implement :meth:`splits` and :meth:`records`.
+
+    Work units (optional): a converter whose records come from independent
+    files also implements :meth:`units` (the ids of those files, in output
+    order) and :meth:`records_for_units`; ``convert --num-proc N`` then cuts
+    each split's units into contiguous chunks converted by N processes, and
+    writes the records in the same order as one process. By default a split
+    is a single unit (``--num-proc`` then spreads whole splits over processes).
+    The contract: concatenating ``records_for_units(split, chunk)`` over
+    consecutive chunks of ``units(split)`` gives ``records(split)``, and the
+    reports of the chunks add up to the report of the split.
     """
 
     name: ClassVar[str] = ""
@@ -189,6 +221,44 @@ class Converter:
     def records(self, split: str, report: ConversionReport) -> Iterator[Record]:
         """Yield the records of one split, counting everything in ``report``."""
         raise NotImplementedError
+
+    def units(self, split: str) -> list[str]:
+        """The units of work of ``split``, in output order (default: the whole split, ``[split]``)."""
+        return [split]
+
+    def records_for_units(self, split: str, units: Sequence[str], report: ConversionReport) -> Iterator[Record]:
+        """Yield the records of some units of ``split`` (a contiguous run of :meth:`units`), in order.
+
+        The default (a split is one unit) yields :meth:`records` of the split.
+        """
+        return self.records(split, report)
+
+    def source_files(self, split: str) -> Iterator[Path]:
+        """The files the records of ``split`` are read from (default: every file under the root)."""
+        for folder, dirs, files in os.walk(self.root):
+            dirs.sort()
+            for name in sorted(files):
+                yield Path(folder) / name
+
+    def fingerprint(self, split: str) -> str:
+        """A hash of the converter, its options and the split's source files (relative path, size, mtime).
+
+        ``convert --resume`` reuses a split already written with the same fingerprint.
+        It reads no file contents: a file rewritten with the same size and
+        modification time is not noticed.
+        """
+        from rsformat import __version__
+
+        h = hashlib.sha256()
+        h.update(json.dumps([__version__, self.name, split, self.options], sort_keys=True, default=str).encode())
+        for path in self.source_files(split):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            rel = path.relative_to(self.root).as_posix()
+            h.update(f"\0{rel}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+        return h.hexdigest()[:32]
 
 
 CONVERTERS: dict[str, type[Converter]] = {}

@@ -31,7 +31,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -101,6 +101,7 @@ class DotaConverter(Converter):
         explicit = options.get("classes")
         self.classes: tuple[str, ...] = tuple(explicit) if explicit is not None else self.default_classes()
         self.allow_unknown = bool(options.get("allow_unknown", False))
+        self._listings: dict[str, tuple[Path, dict[str, Path], dict[str, Path]]] = {}
 
     def default_classes(self) -> tuple[str, ...]:
         """The class list when no ``classes`` option is given."""
@@ -122,17 +123,64 @@ class DotaConverter(Converter):
         """Subfolders with ``images/`` or label folders (``["all"]`` for a root holding them itself)."""
         return list(self._split_dirs())
 
+    def _listing(self, split: str) -> tuple[Path, dict[str, Path], dict[str, Path]]:
+        """The split folder, its images and its label files by stem.
+
+        Listed once per converter instance (a worker converting many chunks of a
+        split lists its folders once); a new instance sees files added since.
+        """
+        if split not in self._listings:
+            folder = self._split_dirs().get(split)
+            if folder is None:
+                raise ValueError(f"Expected a split among {self.splits()}, but got {split!r}")
+            label_dir = next((folder / sub for sub in _LABEL_DIRS if (folder / sub).is_dir()), None)
+            self._listings[split] = (
+                folder,
+                _files_by_stem(folder / "images", IMAGE_EXTENSIONS),
+                _files_by_stem(label_dir, (".txt",)),
+            )
+        return self._listings[split]
+
+    def units(self, split: str) -> list[str]:
+        """The image ids of ``split``: stems of its images and label files, sorted (one record each)."""
+        _, images, labels = self._listing(split)
+        return sorted(images.keys() | labels.keys())
+
     def records(self, split: str, report: ConversionReport) -> Iterator[DetectionRecord]:
         """One record per image of ``split`` (sorted by image id)."""
-        folder = self._split_dirs().get(split)
-        if folder is None:
-            raise ValueError(f"Expected a split among {self.splits()}, but got {split!r}")
-        label_dir = next((folder / sub for sub in _LABEL_DIRS if (folder / sub).is_dir()), None)
-        images = _files_by_stem(folder / "images", IMAGE_EXTENSIONS)
-        labels = _files_by_stem(label_dir, (".txt",))
-        for stem in sorted(images.keys() | labels.keys()):
+        _, images, labels = self._listing(split)
+        return self._records(split, sorted(images.keys() | labels.keys()), images, labels, report)
+
+    def records_for_units(
+        self, split: str, units: Sequence[str], report: ConversionReport
+    ) -> Iterator[DetectionRecord]:
+        """The records of the image ids ``units`` of ``split``, in that order.
+
+        An id whose files vanished since :meth:`units` listed them is skipped as ``missing_file``.
+        """
+        _, images, labels = self._listing(split)
+        return self._records(split, units, images, labels, report)
+
+    def source_files(self, split: str) -> Iterator[Path]:
+        """The images and label files of ``split``."""
+        _, images, labels = self._listing(split)
+        yield from sorted({*images.values(), *labels.values()})
+
+    def _records(
+        self,
+        split: str,
+        stems: Sequence[str],
+        images: dict[str, Path],
+        labels: dict[str, Path],
+        report: ConversionReport,
+    ) -> Iterator[DetectionRecord]:
+        for stem in stems:
             report.records_in += 1
-            record = self._record(split, stem, images.get(stem), labels.get(stem), report)
+            image, label = images.get(stem), labels.get(stem)
+            if image is None and label is None:
+                report.skip(f"{split}/{stem}", "missing_file", "neither an image nor a label file by that name")
+                continue
+            record = self._record(split, stem, image, label, report)
             if record is not None:
                 report.records_out += 1
                 yield record
