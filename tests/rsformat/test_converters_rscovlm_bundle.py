@@ -139,3 +139,29 @@ def test_convert_bundle_selection_and_unknown_names(bundle: Path, tmp_path: Path
     assert reports["refgeo"].records_out == 3 and reports["coco_train2017"].skipped == {"missing": 1}
     with pytest.raises(ValueError, match="sub-datasets"):
         convert_bundle(bundle, tmp_path / "o", datasets=["nope"])
+
+
+def test_cli_converts_the_bundle_in_one_command(
+    bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rsformat.cli import main
+
+    out = tmp_path / "cli"
+    assert (
+        main(
+            [
+                "convert",
+                "rscovlm_bundle",
+                "--input",
+                str(bundle),
+                "--output",
+                str(out),
+                "--no-embed-images",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    assert list_configs(out) == sorted(PRESENT)
+    printed = capsys.readouterr().out
+    assert f"wrote {len(PRESENT)} configs" in printed and "llava_onevision" in printed

@@ -282,12 +282,37 @@ def _options(pairs: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def _convert_bundle(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    from rsformat.converters.rscovlm_bundle import convert_bundle
+
+    wanted = [x.strip() for x in args.splits.split(",") if x.strip()] if args.splits else None
+    reports = convert_bundle(
+        args.input,
+        args.output,
+        datasets=wanted,
+        embed_images=args.embed_images,
+        check_images=bool(options.get("check_images", True)),
+        max_shard_size=args.max_shard_size,
+        progress=not args.no_progress,
+        on_done=lambda name, report: print(report.to_text()),
+    )
+    missing = sorted(name for name, r in reports.items() if r.skipped.get("missing"))
+    written = sorted(set(reports) - set(missing))
+    print(
+        f"bundle: wrote {len(written)} configs ({', '.join(written) or 'none'}); not found: {', '.join(missing) or 'none'}"
+    )
+    print(f"dataset written to {Path(args.output).as_posix()}")
+    return 0
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from rsformat.converters import ConversionReport, get_converter
     from rsformat.hub import reusable_splits, write_dataset
 
     cls = get_converter(args.source)
     options = _options(args.option)
+    if cls.family == "mixed":  # a bundle of several sources: one config per sub-dataset
+        return _convert_bundle(args, options)
     converter = cls(args.input, **options)
     found = converter.splits()
     splits = [s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else found
