@@ -35,7 +35,15 @@ import shapely
 from numpy.typing import ArrayLike, NDArray
 
 from rsmetrics.errors import InvalidInputError
-from rsmetrics.geometry import BoxKind, as_boxes, box_to_quad, canonical_quad, quad_area, quad_to_hbb
+from rsmetrics.geometry import (
+    BoxKind,
+    as_boxes,
+    box_to_quad,
+    canonical_quad,
+    is_self_intersecting,
+    quad_area,
+    quad_to_hbb,
+)
 
 __all__ = [
     "PixelConvention",
@@ -74,7 +82,12 @@ def degenerate_mask(boxes: ArrayLike, kind: BoxKind = "quad") -> NDArray[np.bool
     if kind == "obb":
         return ~finite | ~(b[:, 2] * b[:, 3] > 0)
     with np.errstate(invalid="ignore", over="ignore"):
-        area = np.abs(quad_area(canonical_quad(b)))
+        # the shoelace area of a simple quad does not depend on its vertex order; only a
+        # bow-tie needs reordering first (into the simple quad through its points)
+        area = np.abs(quad_area(b))
+        bowtie = is_self_intersecting(b) & finite
+        if bowtie.any():
+            area[bowtie] = np.abs(quad_area(canonical_quad(b[bowtie])))
     return ~finite | ~(area > 0) | ~np.isfinite(area)
 
 
