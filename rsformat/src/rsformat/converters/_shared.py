@@ -215,3 +215,14 @@ def build_objects(
         keep.append(i)
         names.append(name)
     return DetectionObject.from_quads(names, q[keep], flags[keep])
+
+
+def files_by_stem(folder: Path | None, extensions: tuple[str, ...]) -> dict[str, Path]:
+    """``{stem: path}`` of the files of a folder with one of ``extensions`` (first in sorted order wins)."""
+    if folder is None or not folder.is_dir():
+        return {}
+    out: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() in extensions and p.stem not in out:
+            out[p.stem] = p
+    return out

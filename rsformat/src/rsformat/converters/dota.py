@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 from rsformat.converters._shared import (
     IMAGE_EXTENSIONS,
     build_objects,
+    files_by_stem,
     fold_read_report,
     image_size_or_skip,
     inside_root,
@@ -65,17 +66,6 @@ GLH_BRIDGE_CLASSES: tuple[str, ...] = ("bridge",)
 
 _LABEL_DIRS = ("labelTxt", "annfiles")
 _ROOT_SPLIT = "all"
-
-
-def _files_by_stem(folder: Path | None, extensions: tuple[str, ...]) -> dict[str, Path]:
-    """``{stem: path}`` of the files of a folder with one of ``extensions`` (first in sorted order wins)."""
-    if folder is None or not folder.is_dir():
-        return {}
-    out: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.suffix.lower() in extensions and p.stem not in out:
-            out[p.stem] = p
-    return out
 
 
 @register
@@ -136,8 +126,8 @@ class DotaConverter(Converter):
             label_dir = next((folder / sub for sub in _LABEL_DIRS if (folder / sub).is_dir()), None)
             self._listings[split] = (
                 folder,
-                _files_by_stem(folder / "images", IMAGE_EXTENSIONS),
-                _files_by_stem(label_dir, (".txt",)),
+                files_by_stem(folder / "images", IMAGE_EXTENSIONS),
+                files_by_stem(label_dir, (".txt",)),
             )
         return self._listings[split]
 

@@ -37,6 +37,7 @@ import numpy as np
 from rsformat.converters._shared import (
     IMAGE_EXTENSIONS,
     build_objects,
+    files_by_stem,
     image_size_or_skip,
     inside_root,
     parse_xml,
@@ -75,16 +76,6 @@ def _data_dirs(split_dir: Path) -> list[Path]:
     return out
 
 
-def _by_stem(folder: Path, extensions: tuple[str, ...]) -> dict[str, Path]:
-    if not folder.is_dir():
-        return {}
-    out: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.suffix.lower() in extensions and p.stem not in out:
-            out[p.stem] = p
-    return out
-
-
 @register
 class Fair1mConverter(Converter):
     """FAIR1M XML labels (``<points>`` rings) with their GeoTIFF/TIFF images.
@@ -120,8 +111,8 @@ class Fair1mConverter(Converter):
             raise ValueError(f"Expected a split among {self.splits()}, but got {split!r}")
         seen: set[str] = set()
         for part in _data_dirs(split_dir):
-            images = _by_stem(part / "images", IMAGE_EXTENSIONS)
-            labels = _by_stem(part / "labelXml", (".xml",))
+            images = files_by_stem(part / "images", IMAGE_EXTENSIONS)
+            labels = files_by_stem(part / "labelXml", (".xml",))
             for stem in sorted(images.keys() | labels.keys()):
                 report.records_in += 1
                 image, label = images.get(stem), labels.get(stem)
