@@ -226,3 +226,26 @@ def files_by_stem(folder: Path | None, extensions: tuple[str, ...]) -> dict[str,
         if p.suffix.lower() in extensions and p.stem not in out:
             out[p.stem] = p
     return out
+
+
+def checked_image(
+    root: Path, stem: str, image: Path | None, label: Path | None, where: str, report: ConversionReport
+) -> tuple[str, int, int] | None:
+    """The image beside a label file, as ``(path relative to root, width, height)``, or ``None`` (counted).
+
+    Skipped with a reason: no image by that stem (``missing_image``), an image or label reached
+    through a link outside the root, an unreadable image header.
+    """
+    if image is None:
+        report.skip(where, "missing_image", f"no image named {stem} beside the label file")
+        return None
+    rel_image = image.relative_to(root).as_posix()
+    # a symlink in the image or label folder may point anywhere on the disk
+    if inside_root(root, rel_image, report, rel_image) is None:
+        return None
+    if label is not None and inside_root(root, label.relative_to(root).as_posix(), report, where) is None:
+        return None
+    size = image_size_or_skip(image, report, rel_image)
+    if size is None:
+        return None
+    return rel_image, size[0], size[1]

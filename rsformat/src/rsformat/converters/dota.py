@@ -38,10 +38,9 @@ from typing import Any, ClassVar
 from rsformat.converters._shared import (
     IMAGE_EXTENSIONS,
     build_objects,
+    checked_image,
     files_by_stem,
     fold_read_report,
-    image_size_or_skip,
-    inside_root,
 )
 from rsformat.converters.base import ConversionReport, Converter, register
 from rsformat.records import DetectionRecord
@@ -180,19 +179,10 @@ class DotaConverter(Converter):
     ) -> DetectionRecord | None:
         first = label if label is not None else image
         where = first.relative_to(self.root).as_posix() if first is not None else stem
-        if image is None:
-            report.skip(where, "missing_image", f"no image named {stem} beside the label file")
+        checked = checked_image(self.root, stem, image, label, where, report)
+        if checked is None:
             return None
-        rel_image = image.relative_to(self.root).as_posix()
-        # a symlink in images/ or labelTxt/ may point anywhere on the disk
-        if inside_root(self.root, rel_image, report, rel_image) is None:
-            return None
-        if label is not None and inside_root(self.root, label.relative_to(self.root).as_posix(), report, where) is None:
-            return None
-        size = image_size_or_skip(image, report, rel_image)
-        if size is None:
-            return None
-        width, height = size
+        rel_image, width, height = checked
         if label is None:
             report.count("images_without_labels")
             objects: tuple = ()

@@ -37,9 +37,8 @@ import numpy as np
 from rsformat.converters._shared import (
     IMAGE_EXTENSIONS,
     build_objects,
+    checked_image,
     files_by_stem,
-    image_size_or_skip,
-    inside_root,
     parse_xml,
     xml_text,
 )
@@ -130,18 +129,10 @@ class Fair1mConverter(Converter):
     def _record(
         self, split: str, stem: str, image: Path | None, label: Path | None, where: str, report: ConversionReport
     ) -> DetectionRecord | None:
-        if image is None:
-            report.skip(where, "missing_image", f"no image named {stem} beside the label file")
+        checked = checked_image(self.root, stem, image, label, where, report)
+        if checked is None:
             return None
-        rel_image = image.relative_to(self.root).as_posix()
-        if inside_root(self.root, rel_image, report, rel_image) is None:
-            return None
-        if label is not None and inside_root(self.root, label.relative_to(self.root).as_posix(), report, where) is None:
-            return None
-        size = image_size_or_skip(image, report, rel_image)
-        if size is None:
-            return None
-        width, height = size
+        rel_image, width, height = checked
         objects: tuple = ()
         if label is None:
             report.count("images_without_labels")
