@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,6 +68,7 @@ __all__ = [
     "encode_sample",
     "materialize_images",
     "mrope_position_ids",
+    "open_image_bytes",
     "template_segments",
 ]
 
@@ -261,10 +262,26 @@ def _load(path: Path) -> Image.Image:
         raise EncodeError(f"cannot read image {str(path)!r}: {err}") from err
 
 
+def open_image_bytes(data: bytes, name: str = "<bytes>") -> Image.Image:
+    """Decode image bytes (an embedded dataset cell) to RGB; :class:`EncodeError` if they are not an image."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            return im.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        raise EncodeError(f"cannot read image {name!r}: {err}") from err
+
+
 def materialize_images(
     record_images: Sequence[str],
-    image_root: str | os.PathLike[str],
+    image_root: str | os.PathLike[str] | None,
     frame: RenderFrame,
+    *,
+    opener: Callable[[int], Image.Image] | None = None,
 ) -> list[Image.Image]:
     """The record's images as the model sees them: RGB, resized to their input size in ``frame``.
 
@@ -275,17 +292,20 @@ def materialize_images(
     smart-resizes the crop (RSCoVLM's inference cropped the resized image, a
     train/inference mismatch).
 
+    ``opener(i)``, when given, returns record image ``i`` (e.g. decoded from
+    the bytes embedded in a dataset) instead of reading ``image_root / record_images[i]``.
+
     Raises:
         EncodeError: for an unreadable image or a crop outside the image.
     """
     from PIL import Image
 
-    root = Path(image_root)
+    root = Path(image_root) if image_root is not None else Path(".")
     originals: dict[int, Image.Image] = {}
 
     def original(i: int) -> Image.Image:
         if i not in originals:
-            originals[i] = _load(root / record_images[i])
+            originals[i] = opener(i) if opener is not None else _load(root / record_images[i])
         return originals[i]
 
     def smart(im: Image.Image) -> Image.Image:

@@ -112,12 +112,13 @@ class DatasetSpec:
     repeat: int = 1
     keep: float = 1.0
     render: RenderSpec = field(default_factory=RenderSpec)
+    image_root: str | None = None  # folder of non-embedded image paths (default: the dataset folder)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str) -> DatasetSpec:
         if not isinstance(d, Mapping):
             raise ConfigError(f"{where}: a dataset entry must be a mapping, but got {type(d).__name__}")
-        _unknown(d, {"name", "path", "config", "split", "weight", "repeat", "keep", "render"}, where)
+        _unknown(d, {"name", "path", "config", "split", "weight", "repeat", "keep", "render", "image_root"}, where)
         for key in ("name", "path"):
             if not isinstance(d.get(key), str) or not d.get(key):
                 raise ConfigError(f"{where}: `{key}` is required and must be a non-empty string")
@@ -134,6 +135,7 @@ class DatasetSpec:
             repeat=repeat,
             keep=_number(d.get("keep", 1.0), where, "keep", low=0, high=1, low_open=True),
             render=RenderSpec.from_dict(d.get("render"), f"{where} render"),
+            image_root=None if d.get("image_root") is None else str(d["image_root"]),
         )
 
     def resolve_path(self, base: Path) -> str:

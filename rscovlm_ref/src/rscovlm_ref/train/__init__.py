@@ -1,0 +1,1 @@
+"""The reference trainer: config, optimizer groups, loss, DeepSpeed configs, the training run."""

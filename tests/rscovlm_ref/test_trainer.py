@@ -1,0 +1,384 @@
+"""The trainer slice: the online dataset, the training config, optimizer groups, loss, resume, the CPU example."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from rscovlm_ref import testing
+from rscovlm_ref.data.collate import collate_packed, collate_padded
+from rscovlm_ref.data.dataset import MixtureDataset
+from rscovlm_ref.data.encode import IGNORE_INDEX
+from rscovlm_ref.data.mixture import ConfigError, MixtureConfig
+from rscovlm_ref.example import prepare_example
+from rscovlm_ref.train.config import TrainConfig, load_train_config
+from rscovlm_ref.train.deepspeed import check_deepspeed_config, write_deepspeed_config, zero_config
+from rscovlm_ref.train.run import build_trainer
+from rscovlm_ref.train.trainer import losses_from_log, param_groups, selective_logits, token_sum_loss
+
+CONFIGS = Path(__file__).resolve().parents[2] / "rscovlm_ref" / "configs"
+PIXELS = 112 * 112
+
+
+@pytest.fixture(scope="session")
+def example_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("example")
+    prepare_example(out, quiet=True)
+    return out
+
+
+def _mixture() -> MixtureConfig:
+    return MixtureConfig.from_dict(
+        {
+            "seed": 0,
+            "num_samples": 64,
+            "datasets": [
+                {"name": "dota", "path": "dataset", "config": "dota", "weight": 2,
+                 "render": {"styles": {"plain-quad": 0.5, "json-hbb": 0.5}, "random_resize": 1.0}},
+                {"name": "refgeo", "path": "dataset", "config": "refgeo", "weight": 1, "render": {"random_resize": 1.0}},
+                {"name": "geochat", "path": "dataset", "config": "geochat_instruct", "weight": 1},
+                {"name": "zoom", "path": "dataset", "config": "lrs_vqa", "split": "test", "weight": 1},
+            ],
+        }
+    )  # fmt: skip
+
+
+def _cfg(tmp: Path, data: Path, **kw: Any) -> TrainConfig:
+    import yaml
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    mixture = tmp / "mixture.yaml"
+
+    m = _mixture()
+    mixture.write_text(
+        yaml.safe_dump(
+            {
+                "seed": m.seed,
+                "num_samples": m.num_samples,
+                "datasets": [
+                    {"name": d.name, "path": d.path, "config": d.config, "split": d.split, "weight": d.weight,
+                     "render": {"styles": dict(d.render.styles), "random_resize": d.render.random_resize}}
+                    for d in m.datasets
+                ],
+            }
+        )
+    )  # fmt: skip
+    base = dict(
+        model="tiny",
+        mixture=str(mixture),
+        data_root=str(data),
+        output_dir=str(tmp / "out"),
+        learning_rate=1e-3,
+        global_batch_size=2,
+        per_device_batch_size=1,
+        max_length=1024,
+        min_pixels=PIXELS,
+        max_pixels=PIXELS,
+        bf16=False,
+        activation_checkpointing=False,
+        logging_steps=1,
+        save_steps=1000,
+        max_steps=2,
+        warmup_ratio=0.0,
+        report_to="none",
+        seed=0,
+    )
+    base.update(kw)
+    return TrainConfig.from_dict(base)
+
+
+def _model(config: Any) -> Any:
+    # a copy: the Trainer aligns the config's pad token id in place, which would change the next model's init
+    return testing.tiny_qwen25vl(seed=0, attn_implementation="sdpa", config=copy.deepcopy(config)).train()
+
+
+@pytest.fixture()
+def fresh_model(tiny_config: Any) -> Any:
+    return _model(tiny_config).train()
+
+
+def _small_processor() -> Any:
+    return testing.tiny_qwen25vl_processor(min_pixels=PIXELS, max_pixels=PIXELS)
+
+
+@pytest.fixture(scope="session")
+def small_processor() -> Any:
+    return _small_processor()
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+def test_dataset_is_deterministic_per_key(example_data: Path, small_processor: Any) -> None:
+    ds = MixtureDataset(_mixture(), small_processor, base=example_data, min_pixels=PIXELS, max_pixels=PIXELS * 4)
+    keys = list(ds.sampler)
+    assert len(keys) == len(ds) == 64 and {k[2] for k in keys} == {0, 1, 2, 3}
+    a, b = ds[keys[5]], ds[keys[5]]
+    assert torch.equal(a.input_ids, b.input_ids) and torch.equal(a.pixel_values, b.pixel_values)
+    assert all(ds[k].num_supervised > 0 for k in keys[:8])
+    other = MixtureDataset(_mixture(), small_processor, base=example_data, rank=1, world_size=2)
+    assert len(other) == 32  # rank 1 of 2: every other draw of the same global order
+    assert [k[2:] for k in other.sampler] == [k[2:] for k in keys[1::2]]
+
+
+def test_missing_dataset_is_a_clear_error(small_processor: Any, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"dota.*no dataset folder"):
+        MixtureDataset(_mixture(), small_processor, base=tmp_path)
+
+
+def _bad_records_dataset(tmp: Path) -> Path:
+    from PIL import Image
+
+    from rsformat.hub import write_dataset
+    from rsformat.records import ContentPart, ConversationRecord, Message
+
+    images = tmp / "images"
+    images.mkdir()
+    Image.new("RGB", (112, 112), (30, 120, 40)).save(images / "good.png")
+    (images / "bad.png").write_bytes(b"not a png at all")
+
+    def conv(i: int, image: str, answer: str | None) -> ConversationRecord:
+        user = Message("user", (ContentPart("image", image=0), ContentPart("text", text="Describe the image.")))
+        msgs = (user,) if answer is None else (user, Message.text("assistant", answer))
+        return ConversationRecord(f"c{i}", "demo", "train", (image,), msgs, task="caption")
+
+    records = [
+        conv(0, "good.png", "A green field."),
+        conv(1, "bad.png", "A corrupt image."),
+        conv(2, "good.png", None),  # no supervised token
+        conv(3, "good.png", "field " * 600),  # longer than max_length
+    ]
+    out = tmp / "bad_ds"
+    write_dataset({"train": records}, out, family="conversation", config_name="bad", embed_images=False)
+    return images
+
+
+def test_bad_records_are_skipped_and_counted(tmp_path: Path, small_processor: Any) -> None:
+    images = _bad_records_dataset(tmp_path)
+    mix = MixtureConfig.from_dict(
+        {"mode": "recipe", "datasets": [{"name": "bad", "path": "bad_ds", "config": "bad", "image_root": str(images)}]}
+    )
+    ds = MixtureDataset(mix, small_processor, base=tmp_path, max_length=300, min_pixels=PIXELS, max_pixels=PIXELS)
+    keys = sorted(ds.sampler, key=lambda k: k[3])
+    samples = [ds[k] for k in keys]
+    assert all(s.num_supervised > 0 and len(s) <= 300 for s in samples)
+    # r0 good; r1 -> corrupt, none, long, r0; r2 -> none, long, r0; r3 -> long, r0
+    assert dict(ds.stats) == {"samples": 4, "replaced": 3, "corrupt_image": 1, "no_supervised": 2, "too_long": 3}
+    ds.max_retries = 1
+    with pytest.raises(RuntimeError, match="bad records in a row"):
+        ds[keys[1]]
+
+
+# --------------------------------------------------------------------------- config, groups, DeepSpeed
+
+
+def test_paper_config_validates() -> None:
+    cfg = load_train_config(CONFIGS / "paper_multitask_7b.yaml")
+    assert (cfg.learning_rate, cfg.global_batch_size, cfg.max_length, cfg.num_epochs) == (2e-6, 32, 6144, 1.0)
+    assert (cfg.warmup_ratio, cfg.weight_decay, cfg.lr_scheduler, cfg.bf16) == (0.05, 0.1, "cosine", True)
+    assert cfg.lrs() == {"vision": 2e-6, "merger": 2e-6, "llm": 2e-6} and cfg.deepspeed == "zero1"
+    assert cfg.gradient_accumulation_steps(world_size=32) == 1 and cfg.mixture_path().is_file()
+    defaults = TrainConfig.from_dict({"model": "m", "mixture": "x", "output_dir": "o"})
+    assert (defaults.learning_rate, defaults.global_batch_size, defaults.max_length) == (2e-6, 32, 6144)
+    assert defaults.attn_implementation == "sdpa" and defaults.activation_checkpointing
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"learning_rate": -1}, "learning_rate"),
+        ({"lr": 1e-3}, "unknown field"),
+        ({"global_batch_size": 3, "per_device_batch_size": 2}, "multiple"),
+        ({"attn_implementation": "flash"}, "attn_implementation"),
+        ({"deepspeed": "zero4"}, "deepspeed"),
+        ({"min_pixels": 10**7}, "min_pixels"),
+    ],
+)
+def test_config_errors(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_dict({"model": "m", "mixture": "x", "output_dir": "o", **change})
+
+
+def test_param_groups(fresh_model: Any) -> None:
+    groups = param_groups(fresh_model, {"vision": 1e-4, "merger": 2e-4, "llm": 3e-4}, 0.1)
+    by_name = {g["name"]: g for g in groups}
+    assert set(by_name) == {f"{p}/{d}" for p in ("vision", "merger", "llm") for d in ("decay", "no_decay")}
+    assert {g["lr"] for g in groups} == {1e-4, 2e-4, 3e-4}
+    names = {id(p): n for n, p in fresh_model.named_parameters()}
+    for g in groups:
+        for p in g["params"]:
+            n = names[id(p)]
+            is_norm_or_bias = n.endswith(".bias") or "norm" in n or ".ln_q." in n
+            assert g["weight_decay"] == (0.0 if is_norm_or_bias else 0.1), n
+            assert g["name"].split("/")[0] == ("merger" if ".merger." in n else "vision" if ".visual." in n else "llm")
+    assert sum(len(g["params"]) for g in groups) == len(list(fresh_model.parameters()))
+
+
+def test_deepspeed_configs_keep_our_optimizer(tmp_path: Path) -> None:
+    for stage in (1, 2, 3):
+        cfg = zero_config(stage)
+        assert cfg["zero_optimization"]["stage"] == stage
+        assert "optimizer" not in cfg and "scheduler" not in cfg
+    path = write_deepspeed_config("zero1", tmp_path)
+    assert "optimizer" not in json.loads(Path(path).read_text())
+    upstream = {**zero_config(1), "optimizer": {"type": "AdamW", "params": {"lr": "auto"}}}
+    with pytest.raises(ValueError, match="parameter groups"):
+        check_deepspeed_config(upstream)
+    bad = tmp_path / "upstream.json"
+    bad.write_text(json.dumps(upstream))
+    with pytest.raises(ValueError, match="optimizer"):
+        write_deepspeed_config(str(bad), tmp_path)
+
+
+# --------------------------------------------------------------------------- loss
+
+
+def test_loss_packed_equals_padded_and_selective_paths(
+    example_data: Path, small_processor: Any, fresh_model: Any
+) -> None:
+    ds = MixtureDataset(_mixture(), small_processor, base=example_data, min_pixels=PIXELS, max_pixels=PIXELS)
+    samples = [ds[k] for k in list(ds.sampler)[:3]]
+    model = fresh_model.eval()
+
+    def loss_of(batch: dict[str, Any], portable: bool = True) -> torch.Tensor:
+        batch = dict(batch)
+        labels = batch.pop("labels")
+        keep = torch.zeros_like(labels, dtype=torch.bool)
+        keep[:, :-1] = labels[:, 1:] != IGNORE_INDEX
+        logits = selective_logits(model, batch, keep, portable=portable)
+        return token_sum_loss(logits, labels[:, 1:][keep[:, :-1]], None)
+
+    with torch.no_grad():
+        packed = loss_of(collate_packed(samples))
+        padded = loss_of(collate_padded(samples, pad_token_id=0))
+        via_keep = loss_of(collate_packed(samples), portable=False)
+        full = model(**{k: v for k, v in collate_padded(samples, pad_token_id=0).items()})
+    assert math.isfinite(packed.item())
+    assert abs(packed.item() - padded.item()) < 1e-5
+    assert abs(packed.item() - via_keep.item()) < 1e-5
+    # equals the stock full-logits token mean
+    assert abs(full.loss.item() - packed.item()) < 1e-4
+
+
+def _params(model: Any) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def test_gradient_accumulation_2x1_equals_1x2(
+    tmp_path: Path, example_data: Path, small_processor: Any, tiny_config: Any
+) -> None:
+    results = []
+    for per_device in (1, 2):
+        model = _model(tiny_config).train()
+        cfg = _cfg(tmp_path / f"ga{per_device}", example_data, per_device_batch_size=per_device, max_steps=1)
+        trainer = build_trainer(cfg, model=model, processor=small_processor, echo=False)
+        assert trainer.args.gradient_accumulation_steps == 2 // per_device
+        trainer.train()
+        results.append((losses_from_log(trainer.state.log_history)[1], _params(model)))
+    (loss_a, params_a), (loss_b, params_b) = results
+    assert abs(loss_a - loss_b) < 1e-5
+    assert max((params_a[n] - params_b[n]).abs().max().item() for n in params_a) < 1e-5
+
+
+# --------------------------------------------------------------------------- training runs
+
+
+def test_two_step_run_changes_every_parameter(
+    tmp_path: Path, example_data: Path, small_processor: Any, fresh_model: Any
+) -> None:
+    before = _params(fresh_model)
+    cfg = _cfg(tmp_path, example_data, activation_checkpointing=True, vision_lr=5e-4, merger_lr=2e-3)
+    trainer = build_trainer(cfg, model=fresh_model, processor=small_processor, echo=False)
+    trainer.train()
+    losses = losses_from_log(trainer.state.log_history)
+    assert sorted(losses) == [1, 2] and all(math.isfinite(v) for v in losses.values())
+    unchanged = [n for n, p in fresh_model.named_parameters() if torch.equal(p.detach(), before[n])]
+    assert unchanged == []
+    lrs = sorted({g["initial_lr"] for g in trainer.optimizer.param_groups})
+    assert lrs == [5e-4, 1e-3, 2e-3]
+    log = [json.loads(line) for line in (Path(cfg.output_dir) / "train_log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log if "loss" in e] == [1, 2]
+
+
+class _StopAt(TrainerCallback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if state.global_step >= self.step:
+            control.should_training_stop = True
+        return control
+
+
+def test_kill_and_resume_gives_the_same_losses(
+    tmp_path: Path, example_data: Path, small_processor: Any, tiny_config: Any
+) -> None:
+    def run(name: str, *, stop: int | None = None, resume: str | None = None) -> dict[int, float]:
+        model = _model(tiny_config).train()
+        cfg = _cfg(tmp_path / name, example_data, max_steps=4, save_steps=2, global_batch_size=1, warmup_ratio=0.25)
+        callbacks = [_StopAt(stop)] if stop else []
+        trainer = build_trainer(cfg, model=model, processor=small_processor, echo=False, callbacks=callbacks)
+        trainer.train(resume_from_checkpoint=resume)
+        return losses_from_log(trainer.state.log_history)
+
+    straight = run("straight")
+    killed = run("killed", stop=2)
+    assert sorted(killed) == [1, 2] and (tmp_path / "killed" / "out" / "checkpoint-2").is_dir()
+    resumed = run("killed", resume=str(tmp_path / "killed" / "out" / "checkpoint-2"))
+    assert sorted(straight) == [1, 2, 3, 4]
+    assert [killed[1], killed[2]] == [straight[1], straight[2]]
+    assert [resumed[3], resumed[4]] == [straight[3], straight[4]]
+
+
+def test_cpu_example_runs_through_the_cli(
+    tmp_path: Path, example_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rscovlm_ref.cli import main
+
+    out = tmp_path / "run"
+    code = main(
+        ["train", str(CONFIGS / "cpu_example.yaml"), "--output-dir", str(out), "--data-root", str(example_data),
+         "--max-steps", "3"]
+    )  # fmt: skip
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "step     3/3" in text and "loads back" in text and "max |diff| 0.0e+00" in text
+    assert (out / "final" / "config.json").is_file()
+    losses = [
+        json.loads(line)["loss"] for line in (out / "train_log.jsonl").read_text().splitlines() if '"loss"' in line
+    ]
+    assert losses and all(np.isfinite(losses))
+
+
+def test_optional_kernels_are_lazy_and_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rscovlm_ref.train import deepspeed as ds
+
+    monkeypatch.setattr(ds, "flash_attention_available", lambda: False)
+    monkeypatch.setattr(ds, "liger_available", lambda: False)
+    assert ds.resolve_attn_implementation("auto") == "sdpa"
+    assert ds.resolve_attn_implementation("eager") == "eager"
+    with pytest.raises(RuntimeError, match="flash-attn"):
+        ds.resolve_attn_implementation("flash_attention_2")
+    with pytest.raises(RuntimeError, match="liger-kernel"):
+        ds.apply_liger(object())
+    monkeypatch.setattr(ds, "flash_attention_available", lambda: True)
+    assert ds.resolve_attn_implementation("auto") == "flash_attention_2"
+
+
+def test_yaml_numbers_without_a_dot(tmp_path: Path) -> None:
+    # YAML 1.1 (PyYAML) reads 2e-6 as a string: accepted as the number it means
+    path = tmp_path / "c.yaml"
+    path.write_text("model: tiny\nmixture: m.yaml\noutput_dir: o\nlearning_rate: 2e-6\nvision_lr: 1e-5\n")
+    cfg = load_train_config(path)
+    assert cfg.learning_rate == 2e-6 and cfg.lrs()["vision"] == 1e-5
+    path.write_text("model: tiny\nmixture: m.yaml\noutput_dir: o\nlearning_rate: fast\n")
+    with pytest.raises(ConfigError, match="learning_rate"):
+        load_train_config(path)
