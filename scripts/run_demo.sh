@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Set up the environment and run the main job on embedded synthetic data:
-# score a generated evaluation set with rsmetrics, then write synthetic sources,
-# convert them with rsformat, validate and load them back.
+# 1. score a generated evaluation set with rsmetrics;
+# 2. write synthetic sources, convert them with rsformat, validate and load them back;
+# 3. train the tiny Qwen2.5-VL on the converted data for a few dozen steps (CPU) and reload it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup_env.sh test
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 .venv/bin/python -m rsmetrics.demo --output outputs/demo/metrics "$@"
 .venv/bin/python -m rsformat.demo --output outputs/demo/data
+.venv/bin/rscovlm-ref prepare-example outputs/cpu_example_data
+.venv/bin/rscovlm-ref train rscovlm_ref/configs/cpu_example.yaml
