@@ -313,10 +313,25 @@ def test_llava_onevision_parquet(tmp_path: Path) -> None:
     (tmp_path / "sroie").mkdir(exist_ok=True)
     pq.write_table(table, tmp_path / "sroie/train-00000-of-00001.parquet")
     recs, report = _run("llava_onevision", tmp_path, "train")
-    assert [(r.id, r.task, r.images) for r in recs] == [("t1", "text", ()), ("i1", "general", ("sroie/img/x.png",))]
+    # the embedded image of row 2 is written once, byte for byte, beside the shards
+    extracted = ".rsformat_images/sroie/train-00000-of-00001/0000002.png"
+    assert [(r.id, r.task, r.images) for r in recs] == [
+        ("t1", "text", ()),
+        ("i1", "general", ("sroie/img/x.png",)),
+        ("e1", "general", (extracted,)),
+    ]
+    assert (tmp_path / extracted).read_bytes() == b"\x89PNG"
     assert recs[0].source == "llava_onevision/sroie" and json.loads(recs[1].metadata) == {"data_source": "sroie"}
-    assert report.skipped == {"embedded_image_not_supported": 1, "image_token_mismatch": 1}
-    assert report.counters == {"image_token_inserted": 1}
+    assert report.skipped == {"image_token_mismatch": 1}
+    assert report.counters == {"image_token_inserted": 1, "embedded_images_extracted": 1}
+    # a rerun reuses the extracted file, and the extracted folder is not read as a shard
+    recs_again, report_again = _run("llava_onevision", tmp_path, "train")
+    assert recs_again == recs and "embedded_images_extracted" not in report_again.counters
+    # without extraction, embedded rows are skipped and counted as before
+    conv = get_converter("llava_onevision")(tmp_path, extract_images=False)
+    rep = ConversionReport("llava_onevision")
+    assert [r.id for r in conv.records("train", rep)] == ["t1", "i1"]
+    assert rep.skipped == {"embedded_image_not_supported": 1, "image_token_mismatch": 1}
 
 
 # --------------------------------------------------------------------------- RSVQA

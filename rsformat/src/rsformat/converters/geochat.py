@@ -72,6 +72,7 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -791,6 +792,9 @@ class VhmConverter(_LlavaBase):
 # --------------------------------------------------------------------------- LLaVA-OneVision
 
 
+_EXTRACTED_DIR = ".rsformat_images"
+
+
 @register
 class LlavaOneVisionConverter(Converter):
     """LLaVA-OneVision-Data shards: text-only rows and rows whose image is a file under the root."""
@@ -803,9 +807,6 @@ class LlavaOneVisionConverter(Converter):
         "@article{li2024llavaov, title={LLaVA-OneVision: Easy Visual Task Transfer}, author={Li, Bo and others}, "
         "journal={arXiv:2408.03326}, year={2024}}"
     )
-
-    def _files(self) -> list[Path]:
-        return sorted([*self.root.rglob("*.parquet"), *self.root.rglob("*.arrow")])
 
     def splits(self) -> list[str]:
         """``["train"]`` when a parquet or arrow shard is found."""
@@ -827,11 +828,42 @@ class LlavaOneVisionConverter(Converter):
         except (OSError, pa.ArrowException) as e:
             report.skip(path.name, "unreadable_file", str(e)[:200])
 
+    def _extract(self, shard: Path, row: int, data: bytes, where: str, report: ConversionReport) -> Path:
+        """Write a row's embedded image bytes once, unchanged, under ``<root>/.rsformat_images/``.
+
+        Records reference images by path, so embedded bytes become files beside the shards
+        (original bytes, no re-encoding); an existing file is reused, which makes reruns cheap.
+        """
+        ext = ".png" if data[:4] == b"\x89PNG" else ".jpg" if data[:3] == b"\xff\xd8\xff" else ".img"
+        rel_shard = relative(self.root, shard.with_suffix(""))
+        target = self.root / _EXTRACTED_DIR / rel_shard / f"{row:07d}{ext}"
+        if not target.exists():
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+                tmp.write_bytes(data)
+                os.replace(tmp, target)
+            except OSError as err:
+                raise RecordError("image_extract_failed", f"{where}: cannot write {target.name} ({err})") from None
+            report.count("embedded_images_extracted")
+        return target
+
+    def _files(self) -> list[Path]:
+        return sorted(
+            p for p in [*self.root.rglob("*.parquet"), *self.root.rglob("*.arrow")] if _EXTRACTED_DIR not in p.parts
+        )
+
     def records(self, split: str, report: ConversionReport) -> Iterator[ConversationRecord]:
-        """Yield one conversation per convertible row, source ``llava_onevision/<config folder>``."""
+        """Yield one conversation per convertible row, source ``llava_onevision/<config folder>``.
+
+        Rows whose image is embedded (the Hub's parquet) get it extracted to a file first
+        (option ``extract_images``, default true); without it such rows are skipped and
+        counted (``embedded_image_not_supported``).
+        """
         if split != "train":
             raise ValueError(f"Expected `split` to be 'train', but got {split!r}")
         check = bool(self.options.get("check_images", True))
+        extract = bool(self.options.get("extract_images", True))
         for path in self._files():
             config = relative(self.root, path.parent)
             row_index = 0
@@ -847,14 +879,18 @@ class LlavaOneVisionConverter(Converter):
                             rel = (
                                 cell.get("path") if isinstance(cell, dict) else cell if isinstance(cell, str) else None
                             )
-                            if not rel:
+                            data = cell.get("bytes") if isinstance(cell, dict) else None
+                            if data and extract:
+                                images = (self._extract(path, row_index - 1, data, where, report),)
+                            elif not rel:
                                 raise RecordError("embedded_image_not_supported", "image bytes without a file path")
-                            try:
-                                images = (resolve_image(self.root, rel, report=report, where=where, check=check),)
-                            except RecordError as e:
-                                if e.reason == "missing_image":
-                                    raise RecordError("embedded_image_not_supported", str(rel)) from None
-                                raise
+                            else:
+                                try:
+                                    images = (resolve_image(self.root, rel, report=report, where=where, check=check),)
+                                except RecordError as e:
+                                    if e.reason == "missing_image":
+                                        raise RecordError("embedded_image_not_supported", str(rel)) from None
+                                    raise
                         messages = llava_messages(row.get("conversations"), len(images), report=report, where=where)
                     except RecordError as e:
                         report.skip(where, e.reason, e.detail)
