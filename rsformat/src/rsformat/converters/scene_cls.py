@@ -31,6 +31,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
+
 from rsformat.converters._llava import relative
 from rsformat.converters.base import ConversionReport, Converter, register
 from rsformat.records import ContentPart, ConversationRecord, Message
@@ -122,13 +124,46 @@ class SceneClassificationConverter(Converter):
         """The raw class (folder) name of a file listed in a split file."""
         return re.sub(r"_?\d+$", "", Path(file_name).stem)
 
+    def _random_split(self) -> dict[str, float] | None:
+        spec = self.options.get("random_split")
+        if spec is None:
+            return None
+        if (
+            not isinstance(spec, dict)
+            or not spec
+            or any(not isinstance(v, (int, float)) or v <= 0 for v in spec.values())
+        ):
+            raise ValueError(
+                f"{self.name}: `random_split` must map split names to positive fractions, but got {spec!r}"
+            )
+        if abs(sum(spec.values()) - 1.0) > 1e-9:
+            raise ValueError(f"{self.name}: `random_split` fractions must sum to 1, but sum to {sum(spec.values())}")
+        return {str(k): float(v) for k, v in spec.items()}
+
     def splits(self) -> list[str]:
-        """The split files found, or the single ``split`` option."""
+        """The split files found; else the ``random_split`` option's splits; else the single ``split`` option."""
         if self.split_file:
             found = [s for s in self.split_names if (self.root / self.split_file.format(split=s)).is_file()]
             if found:
                 return found
+        random_split = self._random_split()
+        if random_split is not None:
+            return list(random_split)
         return [str(self.options.get("split", "train"))]
+
+    def _in_random_split(self, split: str, folder: str, files: list[str]) -> set[str]:
+        """The files of one class folder that a seeded per-class split puts in ``split``.
+
+        Sets without an official split (AID) are split per class, as RSCoVLM does
+        (20 % / 80 %), but with a seed so the split can be reproduced.
+        """
+        fractions = self._random_split()
+        assert fractions is not None
+        seed = int(self.options.get("seed", 0))
+        order = np.random.default_rng([seed, *folder.encode()]).permutation(len(files))
+        bounds = np.round(np.cumsum([0.0, *fractions.values()]) * len(files)).astype(int)
+        k = list(fractions).index(split)
+        return {files[i] for i in order[bounds[k] : bounds[k + 1]]}
 
     def _listed(self, split: str, report: ConversionReport) -> Iterator[tuple[str, str, str]]:
         """``(where, raw class, file name)`` of the images of ``split``."""
@@ -141,11 +176,16 @@ class SceneClassificationConverter(Converter):
                         report.records_in += 1
                         yield f"{path.name}:{n}", self._class_of_file(name), name
             return
+        random_split = self._random_split()
         for folder, folder_path in self._class_folders().items():
-            for p in sorted(folder_path.iterdir()):
-                if p.is_file() and p.suffix.lower() in _IMAGE_EXTENSIONS:
+            files = [
+                p.name for p in sorted(folder_path.iterdir()) if p.is_file() and p.suffix.lower() in _IMAGE_EXTENSIONS
+            ]
+            chosen = self._in_random_split(split, folder, files) if random_split is not None else None
+            for name in files:
+                if chosen is None or name in chosen:
                     report.records_in += 1
-                    yield f"{folder}/{p.name}", folder, p.name
+                    yield f"{folder}/{name}", folder, name
 
     def records(self, split: str, report: ConversionReport) -> Iterator[ConversationRecord]:
         """Yield one classification conversation per image of ``split``."""
