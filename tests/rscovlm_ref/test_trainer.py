@@ -382,3 +382,64 @@ def test_yaml_numbers_without_a_dot(tmp_path: Path) -> None:
     path.write_text("model: tiny\nmixture: m.yaml\noutput_dir: o\nlearning_rate: fast\n")
     with pytest.raises(ConfigError, match="learning_rate"):
         load_train_config(path)
+
+
+# --------------------------------------------------------------------------- class lists and synonyms
+
+
+def test_detection_prompts_list_the_dataset_classes_even_for_an_empty_image(
+    example_data: Path, small_processor: Any
+) -> None:
+    mix = MixtureConfig.from_dict(
+        {"seed": 0, "num_samples": 4, "datasets": [{"name": "dota", "path": "dataset", "config": "dota",
+                                                    "render": {"styles": {"plain-hbb": 1.0}}}]}
+    )  # fmt: skip
+    ds = MixtureDataset(mix, small_processor, base=example_data, min_pixels=PIXELS, max_pixels=PIXELS)
+    src = ds.sources[0]
+    # the synthetic DOTA source draws its objects from these classes; its last image has none
+    assert set(src.categories()) <= {"plane", "ship", "small-vehicle", "storage-tank", "harbor"}
+    empty = next(i for i in range(src.size) if not src.record(i)[0].objects)
+    text = small_processor.tokenizer.decode(ds.build(0, empty, np.random.default_rng(0)).input_ids)
+    asked = ", ".join(sorted(c.replace("-", " ") for c in src.categories()))
+    assert f"find the {asked}" in text and "There are none." in text
+
+
+def test_synonym_replacement_is_consistent_and_parses_back(example_data: Path, small_processor: Any) -> None:
+    from rscovlm_ref.data.synonyms import DOTA_SYNONYMS, vocabulary_table
+    from rsmetrics.labels import LabelVocabulary
+    from rsmetrics.parsers import Frame, parse_response
+
+    mix = MixtureConfig.from_dict(
+        {"seed": 0, "num_samples": 4, "datasets": [{"name": "dota", "path": "dataset", "config": "dota",
+                                                    "render": {"styles": {"plain-hbb": 1.0}, "synonym_rate": 1.0,
+                                                               "synonyms": "dota"}}]}
+    )  # fmt: skip
+    ds = MixtureDataset(mix, small_processor, base=example_data, min_pixels=PIXELS, max_pixels=PIXELS)
+    src = ds.sources[0]
+    full = next(i for i in range(src.size) if src.record(i)[0].objects)
+    record = src.record(full)[0]
+    sample = ds.build(0, full, np.random.default_rng(0))
+    answer = small_processor.tokenizer.decode(sample.input_ids[sample.labels != IGNORE_INDEX])
+    # rate 1: no class name of the image is left, each is written as one of its synonyms
+    lines = [line for line in answer.replace("<|im_end|>", "").strip().splitlines() if line]
+    assert len(lines) == len(record.objects)
+    vocab = LabelVocabulary(sorted(DOTA_SYNONYMS), vocabulary_table(DOTA_SYNONYMS))
+    parsed = parse_response("\n".join(lines), "rscovlm_plain", frame=Frame.grid(1000), image_size=(1000, 1000))
+    assert all(label.replace(" ", "-") not in DOTA_SYNONYMS for label in parsed.labels)
+    assert sorted(vocab.match(label) for label in parsed.labels) == sorted(record.categories)
+
+
+def test_synonym_table_names_no_other_class() -> None:
+    from rscovlm_ref.data.synonyms import DOTA_SYNONYMS, vocabulary_table
+    from rsmetrics.labels import DOTA_V1_CLASSES, LabelVocabulary
+
+    assert set(DOTA_SYNONYMS) == set(DOTA_V1_CLASSES)
+    # LabelVocabulary refuses a synonym that shadows another class or maps to two classes
+    LabelVocabulary(DOTA_V1_CLASSES, vocabulary_table(DOTA_SYNONYMS))
+
+
+def test_synonym_rate_needs_a_table() -> None:
+    with pytest.raises(ConfigError, match="needs a `synonyms` table"):
+        MixtureConfig.from_dict({"datasets": [{"name": "d", "path": "x", "render": {"synonym_rate": 0.5}}]})
+    with pytest.raises(ConfigError, match="synonym table"):
+        MixtureConfig.from_dict({"datasets": [{"name": "d", "path": "x", "render": {"synonyms": "fair1m"}}]})

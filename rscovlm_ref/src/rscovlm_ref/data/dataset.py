@@ -44,7 +44,8 @@ from rscovlm_ref.data.encode import EncodedSample, EncodeError, encode_sample, m
 from rscovlm_ref.data.mixture import ConfigError, DatasetSpec, MixtureConfig
 from rscovlm_ref.data.resize import random_resize_frame
 from rscovlm_ref.data.sampler import RecipeSampler, WeightedSampler
-from rsformat.records import ConversationRecord, record_class
+from rscovlm_ref.data.synonyms import apply_synonyms, choose_synonyms, resolve_table
+from rsformat.records import ConversationRecord, DetectionRecord, record_class
 from rsformat.render import RenderStyle, render_conversation
 
 __all__ = ["MixtureDataset", "MixtureSampler", "RecordSource", "build_sampler"]
@@ -103,6 +104,19 @@ class RecordSource:
             self._table = table
         self.size = table.num_rows
         self.image_root = Path(self.spec.image_root) if self.spec.image_root else folder / config
+
+    def categories(self) -> list[str]:
+        """The classes of a detection dataset: every category of its records (computed once)."""
+        if getattr(self, "_categories", None) is None:
+            found: set[str] = set()
+            for i in range(self.size):
+                objects = self.row(i).get("objects") or []
+                if isinstance(objects, Mapping):  # a column-wise struct of lists
+                    found.update(objects.get("category") or [])
+                else:
+                    found.update(o["category"] for o in objects)
+            self._categories = sorted(found)
+        return self._categories
 
     def _open_hub(self) -> None:  # pragma: no cover - needs the network
         import datasets
@@ -241,9 +255,6 @@ class MixtureDataset:
         )
         self.stats: Counter[str] = Counter()
         self._warned = 0
-        ignored = [d.name for d in mixture.datasets if d.render.synonym_rate > 0]
-        if ignored:
-            logger.warning("synonym replacement is not implemented yet: synonym_rate of %s is ignored", ignored)
 
     def __len__(self) -> int:
         return len(self.sampler)
@@ -285,7 +296,16 @@ class MixtureDataset:
             frame = random_resize_frame(
                 *(size or (1, 1)), rng, probability=0.0, min_pixels=self.min_pixels, max_pixels=self.max_pixels
             )
-        conv = render_conversation(record, frame, style)
+        categories = None
+        if isinstance(record, DetectionRecord):
+            # the prompt lists the dataset's classes, not only those in the image: an image without
+            # objects must still ask for them (and be answered "There are none.")
+            categories = list(spec.categories or src.categories())
+            if spec.synonym_rate > 0:
+                table = resolve_table(spec.synonyms)
+                mapping = choose_synonyms(categories, table, rate=spec.synonym_rate, rng=rng)
+                record, categories = apply_synonyms(record, categories, mapping)
+        conv = render_conversation(record, frame, style, categories=categories)
         images = materialize_images(conv.images, None, frame, opener=opener) if conv.images else []
         return encode_sample(conv.messages, images, self.processor, max_length=self.max_length)
 

@@ -19,6 +19,8 @@ the dataset and the field::
           random_resize: 1.0  # probability of a random input size
           prompts: []         # optional prompt pool (one chosen at random)
           synonym_rate: 0.0   # probability of replacing a class name by a synonym
+          synonyms: dota      # the synonym table: a built-in name or {class: [synonyms]}
+          categories: [...]   # the class list of the detection prompt (default: the dataset's)
 
 Example:
     >>> cfg = MixtureConfig.from_dict({"datasets": [{"name": "a", "path": "d", "weight": 2}]})
@@ -65,6 +67,30 @@ def _unknown(d: Mapping[str, Any], allowed: set[str], where: str) -> None:
         raise ConfigError(f"{where}: unknown field(s) {extra}; expected some of {sorted(allowed)}")
 
 
+def _synonyms(value: Any, rate: Any, where: str) -> str | dict[str, tuple[str, ...]] | None:
+    from rscovlm_ref.data.synonyms import resolve_table
+
+    if value is None:
+        if rate:
+            raise ConfigError(
+                f"{where}: `synonym_rate` needs a `synonyms` table (a built-in name like 'dota' or a mapping)"
+            )
+        return None
+    try:
+        table = resolve_table(value)
+    except (ValueError, AttributeError, TypeError) as err:
+        raise ConfigError(f"{where}: `synonyms`: {err}") from None
+    return value if isinstance(value, str) else table
+
+
+def _categories(value: Any, where: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not all(isinstance(c, str) and c for c in value):
+        raise ConfigError(f"{where}: `categories` must be a list of class names")
+    return tuple(value)
+
+
 @dataclass(frozen=True)
 class RenderSpec:
     """How one dataset's records are rendered into training samples."""
@@ -73,11 +99,13 @@ class RenderSpec:
     random_resize: float = 0.0
     prompts: tuple[str, ...] = ()
     synonym_rate: float = 0.0
+    synonyms: str | dict[str, tuple[str, ...]] | None = None
+    categories: tuple[str, ...] | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None, where: str) -> RenderSpec:
         d = dict(d or {})
-        _unknown(d, {"styles", "random_resize", "prompts", "synonym_rate"}, where)
+        _unknown(d, {"styles", "random_resize", "prompts", "synonym_rate", "synonyms", "categories"}, where)
         styles = d.get("styles", {"plain-hbb": 1.0})
         if isinstance(styles, str):
             styles = {styles: 1.0}
@@ -97,6 +125,8 @@ class RenderSpec:
             random_resize=_number(d.get("random_resize", 0.0), where, "random_resize", low=0, high=1),
             prompts=tuple(prompts),
             synonym_rate=_number(d.get("synonym_rate", 0.0), where, "synonym_rate", low=0, high=1),
+            synonyms=_synonyms(d.get("synonyms"), d.get("synonym_rate", 0.0), where),
+            categories=_categories(d.get("categories"), where),
         )
 
 
