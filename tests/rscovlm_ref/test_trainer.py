@@ -443,3 +443,39 @@ def test_synonym_rate_needs_a_table() -> None:
         MixtureConfig.from_dict({"datasets": [{"name": "d", "path": "x", "render": {"synonym_rate": 0.5}}]})
     with pytest.raises(ConfigError, match="synonym table"):
         MixtureConfig.from_dict({"datasets": [{"name": "d", "path": "x", "render": {"synonyms": "fair1m"}}]})
+
+
+def test_zero1_keeps_our_parameter_groups_and_losses(
+    tmp_path: Path, example_data: Path, small_processor: Any, tiny_config: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("deepspeed")
+    # one process on the CPU: DeepSpeed initialises a gloo group from these
+    for key, value in {
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29517",
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_RANK": "0",
+    }.items():
+        monkeypatch.setenv(key, value)
+    lrs = {"vision_lr": 5e-4, "merger_lr": 2e-3}
+    plain = build_trainer(
+        _cfg(tmp_path / "plain", example_data, **lrs), model=_model(tiny_config), processor=small_processor, echo=False
+    )
+    plain.train()
+    cfg = _cfg(tmp_path / "zero1", example_data, deepspeed="zero1", **lrs)
+    zero = build_trainer(cfg, model=_model(tiny_config), processor=small_processor, echo=False)
+    zero.train()
+    # the generated DeepSpeed JSON has no optimizer block, so the Trainer's groups survive
+    config = json.loads((Path(cfg.output_dir) / "deepspeed_zero1.json").read_text())
+    assert "optimizer" not in config and "scheduler" not in config
+    groups = (
+        zero.optimizer.optimizer.param_groups if hasattr(zero.optimizer, "optimizer") else zero.optimizer.param_groups
+    )
+    assert sorted({g["initial_lr"] for g in groups}) == [5e-4, 1e-3, 2e-3]
+    assert sorted({g["weight_decay"] for g in groups}) == [0.0, 0.1]
+    # ZeRO-1 on one process is the same optimisation: identical losses at both steps (the second
+    # comes after an update, so it also checks the update with our parameter groups)
+    zero_losses, plain_losses = losses_from_log(zero.state.log_history), losses_from_log(plain.state.log_history)
+    assert sorted(zero_losses) == [1, 2]
+    assert zero_losses == pytest.approx(plain_losses, abs=1e-5)
