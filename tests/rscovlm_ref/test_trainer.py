@@ -479,3 +479,13 @@ def test_zero1_keeps_our_parameter_groups_and_losses(
     zero_losses, plain_losses = losses_from_log(zero.state.log_history), losses_from_log(plain.state.log_history)
     assert sorted(zero_losses) == [1, 2]
     assert zero_losses == pytest.approx(plain_losses, abs=1e-5)
+
+
+def test_tensorboard_logs_are_written(
+    tmp_path: Path, example_data: Path, small_processor: Any, fresh_model: Any
+) -> None:
+    pytest.importorskip("tensorboard")
+    cfg = _cfg(tmp_path, example_data, report_to="tensorboard")
+    build_trainer(cfg, model=fresh_model, processor=small_processor, echo=False).train()
+    events = list(Path(cfg.output_dir).rglob("events.out.tfevents.*"))
+    assert events and all(e.stat().st_size > 0 for e in events)
