@@ -489,3 +489,21 @@ def test_tensorboard_logs_are_written(
     build_trainer(cfg, model=fresh_model, processor=small_processor, echo=False).train()
     events = list(Path(cfg.output_dir).rglob("events.out.tfevents.*"))
     assert events and all(e.stat().st_size > 0 for e in events)
+
+
+def test_boxes_outside_the_image_are_clipped_or_refused(example_data: Path, small_processor: Any) -> None:
+    from rsformat.records import DetectionObject, DetectionRecord, GroundingRecord
+
+    ds = MixtureDataset(_mixture(), small_processor, base=example_data, min_pixels=PIXELS, max_pixels=PIXELS)
+    # 100x100 image: one box crosses the right border, one lies wholly outside, one inside
+    objs = DetectionObject.from_quads(
+        ["ship", "ship", "plane"],
+        [[90, 10, 120, 10, 120, 20, 90, 20], [150, 10, 160, 10, 160, 20, 150, 20], [10, 10, 20, 10, 20, 20, 10, 20]],
+    )
+    rec = ds._inside_image(DetectionRecord("a", "x", "train", "a.png", 100, 100, objs))
+    assert [o.hbb for o in rec.objects] == [(90.0, 10.0, 100.0, 20.0), (10.0, 10.0, 20.0, 20.0)]
+    assert ds.stats["boxes_clipped"] == 2 and ds.stats["boxes_dropped"] == 1
+    g = GroundingRecord("g", "x", "train", "a.png", 100, 100, "the ship", (90.0, 10.0, 130.0, 20.0))
+    assert ds._inside_image(g).hbb == (90.0, 10.0, 100.0, 20.0)
+    with pytest.raises(ValueError, match="outside the 100x100 image"):
+        ds._inside_image(GroundingRecord("h", "x", "train", "a.png", 100, 100, "gone", (120.0, 10.0, 130.0, 20.0)))

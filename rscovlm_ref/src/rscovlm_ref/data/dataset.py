@@ -35,6 +35,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,9 @@ from rscovlm_ref.data.mixture import ConfigError, DatasetSpec, MixtureConfig
 from rscovlm_ref.data.resize import random_resize_frame
 from rscovlm_ref.data.sampler import RecipeSampler, WeightedSampler
 from rscovlm_ref.data.synonyms import apply_synonyms, choose_synonyms, resolve_table
-from rsformat.records import ConversationRecord, DetectionRecord, record_class
+from rsformat.records import ConversationRecord, DetectionObject, DetectionRecord, GroundingRecord, record_class
 from rsformat.render import RenderStyle, render_conversation
+from rsmetrics.iou import degenerate_mask
 
 __all__ = ["MixtureDataset", "MixtureSampler", "RecordSource", "build_sampler"]
 
@@ -54,6 +56,19 @@ logger = logging.getLogger(__name__)
 
 _IN_MEMORY_BYTES = 256 * 2**20
 """Local datasets below this many Arrow bytes are kept as Python rows (fast random access)."""
+
+
+def _inside(quads: np.ndarray, width: float, height: float) -> np.ndarray:
+    q = np.asarray(quads, float).reshape(-1, 8)
+    xs, ys = q[:, 0::2], q[:, 1::2]
+    return (xs >= 0).all(1) & (xs <= width).all(1) & (ys >= 0).all(1) & (ys <= height).all(1)
+
+
+def _clip_quad(quads: np.ndarray, width: float, height: float) -> np.ndarray:
+    q = np.asarray(quads, float).reshape(-1, 8).copy()
+    q[:, 0::2] = q[:, 0::2].clip(0, width)
+    q[:, 1::2] = q[:, 1::2].clip(0, height)
+    return q if np.ndim(quads) > 1 else q[0]
 
 
 class RecordSource:
@@ -297,6 +312,8 @@ class MixtureDataset:
                 *(size or (1, 1)), rng, probability=0.0, min_pixels=self.min_pixels, max_pixels=self.max_pixels
             )
         categories = None
+        if isinstance(record, (DetectionRecord, GroundingRecord)):
+            record = self._inside_image(record)
         if isinstance(record, DetectionRecord):
             # the prompt lists the dataset's classes, not only those in the image: an image without
             # objects must still ask for them (and be answered "There are none.")
@@ -308,6 +325,38 @@ class MixtureDataset:
         conv = render_conversation(record, frame, style, categories=categories)
         images = materialize_images(conv.images, None, frame, opener=opener) if conv.images else []
         return encode_sample(conv.messages, images, self.processor, max_length=self.max_length)
+
+    def _inside_image(self, record: Any) -> Any:
+        """Boxes clipped to the image they are drawn on (counted), dropped if nothing is left.
+
+        Annotators draw past the border (DOTA objects cut by the image edge); a model should
+        not be taught coordinates outside its input. A grounding record whose box lies
+        entirely outside raises (the caller counts and replaces it).
+        """
+        w, h = record.width, record.height
+        if isinstance(record, GroundingRecord):
+            x1, y1, x2, y2 = record.hbb
+            clipped = (min(max(x1, 0.0), w), min(max(y1, 0.0), h), min(max(x2, 0.0), w), min(max(y2, 0.0), h))
+            if clipped == tuple(record.hbb) and (record.quad is None or _inside(np.asarray(record.quad), w, h).all()):
+                return record
+            if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+                raise ValueError(f"record {record.id!r}: its box lies outside the {w}x{h} image")
+            self.stats["boxes_clipped"] += 1
+            quad = None if record.quad is None else tuple(_clip_quad(np.asarray(record.quad, float), w, h).tolist())
+            return replace(record, hbb=clipped, quad=quad)
+        quads = record.quads()
+        if len(quads) == 0 or _inside(quads, w, h).all():
+            return record
+        clipped = _clip_quad(quads, w, h)
+        keep = ~degenerate_mask(clipped)
+        self.stats["boxes_clipped"] += int((~_inside(quads, w, h)).sum())
+        self.stats["boxes_dropped"] += int((~keep).sum())
+        objects = DetectionObject.from_quads(
+            [o.category for o, k in zip(record.objects, keep) if k],
+            clipped[keep],
+            [o.difficult for o, k in zip(record.objects, keep) if k],
+        )
+        return replace(record, objects=objects)
 
     def _reason(self, err: Exception) -> str:
         text = str(err)
