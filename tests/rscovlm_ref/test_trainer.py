@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -445,6 +446,21 @@ def test_synonym_rate_needs_a_table() -> None:
         MixtureConfig.from_dict({"datasets": [{"name": "d", "path": "x", "render": {"synonyms": "fair1m"}}]})
 
 
+def _forget_deepspeed() -> None:
+    """Undo the process-wide state a DeepSpeed run leaves (accelerate's singletons, the gloo group)."""
+    from accelerate.state import AcceleratorState, PartialState
+    from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+    unset_hf_deepspeed_config()
+    # TrainingArguments announces DeepSpeed to accelerate through the environment
+    for key in [k for k in os.environ if k.startswith(("ACCELERATE_USE_DEEPSPEED", "ACCELERATE_DEEPSPEED"))]:
+        del os.environ[key]
+    AcceleratorState._reset_state(reset_partial_state=True)
+    PartialState._reset_state()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def test_zero1_keeps_our_parameter_groups_and_losses(
     tmp_path: Path, example_data: Path, small_processor: Any, tiny_config: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -458,27 +474,35 @@ def test_zero1_keeps_our_parameter_groups_and_losses(
         "LOCAL_RANK": "0",
     }.items():
         monkeypatch.setenv(key, value)
-    lrs = {"vision_lr": 5e-4, "merger_lr": 2e-3}
-    plain = build_trainer(
-        _cfg(tmp_path / "plain", example_data, **lrs), model=_model(tiny_config), processor=small_processor, echo=False
-    )
-    plain.train()
-    cfg = _cfg(tmp_path / "zero1", example_data, deepspeed="zero1", **lrs)
-    zero = build_trainer(cfg, model=_model(tiny_config), processor=small_processor, echo=False)
-    zero.train()
-    # the generated DeepSpeed JSON has no optimizer block, so the Trainer's groups survive
-    config = json.loads((Path(cfg.output_dir) / "deepspeed_zero1.json").read_text())
-    assert "optimizer" not in config and "scheduler" not in config
-    groups = (
-        zero.optimizer.optimizer.param_groups if hasattr(zero.optimizer, "optimizer") else zero.optimizer.param_groups
-    )
-    assert sorted({g["initial_lr"] for g in groups}) == [5e-4, 1e-3, 2e-3]
-    assert sorted({g["weight_decay"] for g in groups}) == [0.0, 0.1]
-    # ZeRO-1 on one process is the same optimisation: identical losses at both steps (the second
-    # comes after an update, so it also checks the update with our parameter groups)
-    zero_losses, plain_losses = losses_from_log(zero.state.log_history), losses_from_log(plain.state.log_history)
-    assert sorted(zero_losses) == [1, 2]
-    assert zero_losses == pytest.approx(plain_losses, abs=1e-5)
+    try:
+        lrs = {"vision_lr": 5e-4, "merger_lr": 2e-3}
+        plain = build_trainer(
+            _cfg(tmp_path / "plain", example_data, **lrs),
+            model=_model(tiny_config),
+            processor=small_processor,
+            echo=False,
+        )
+        plain.train()
+        cfg = _cfg(tmp_path / "zero1", example_data, deepspeed="zero1", **lrs)
+        zero = build_trainer(cfg, model=_model(tiny_config), processor=small_processor, echo=False)
+        zero.train()
+        # the generated DeepSpeed JSON has no optimizer block, so the Trainer's groups survive
+        config = json.loads((Path(cfg.output_dir) / "deepspeed_zero1.json").read_text())
+        assert "optimizer" not in config and "scheduler" not in config
+        groups = (
+            zero.optimizer.optimizer.param_groups
+            if hasattr(zero.optimizer, "optimizer")
+            else zero.optimizer.param_groups
+        )
+        assert sorted({g["initial_lr"] for g in groups}) == [5e-4, 1e-3, 2e-3]
+        assert sorted({g["weight_decay"] for g in groups}) == [0.0, 0.1]
+        # ZeRO-1 on one process is the same optimisation: identical losses at both steps (the second
+        # comes after an update, so it also checks the update with our parameter groups)
+        zero_losses, plain_losses = losses_from_log(zero.state.log_history), losses_from_log(plain.state.log_history)
+        assert sorted(zero_losses) == [1, 2]
+        assert zero_losses == pytest.approx(plain_losses, abs=1e-5)
+    finally:
+        _forget_deepspeed()
 
 
 def test_tensorboard_logs_are_written(
