@@ -446,6 +446,14 @@ def test_synonym_rate_needs_a_table() -> None:
         MixtureConfig.from_dict({"datasets": [{"name": "d", "path": "x", "render": {"synonyms": "fair1m"}}]})
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on, so parallel runs do not collide
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _forget_deepspeed() -> None:
     """Undo the process-wide state a DeepSpeed run leaves (accelerate's singletons, the gloo group)."""
     from accelerate.state import AcceleratorState, PartialState
@@ -468,7 +476,7 @@ def test_zero1_keeps_our_parameter_groups_and_losses(
     # one process on the CPU: DeepSpeed initialises a gloo group from these
     for key, value in {
         "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": "29517",
+        "MASTER_PORT": str(_free_port()),
         "RANK": "0",
         "WORLD_SIZE": "1",
         "LOCAL_RANK": "0",
