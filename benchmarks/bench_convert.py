@@ -29,7 +29,6 @@ import argparse
 import hashlib
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import cpu_name, markers, write_section  # benchmarks/ is on sys.path when a script runs
 
 from rsformat.hub import write_dataset
 from rsformat.records import DetectionObject, DetectionRecord
@@ -49,7 +49,7 @@ from rsmetrics.io.dota import dota_classes, read_dota_label_dir, read_dota_label
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
-START, END = "<!-- bench_convert:start -->", "<!-- bench_convert:end -->"
+START, END = markers("bench_convert")
 
 
 def best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -281,14 +281,7 @@ def bench_num_proc(work: Path, images: int, size: int) -> dict[str, Any]:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     import pyarrow
 
     return (
@@ -367,17 +360,6 @@ def report(a: dict[str, Any], b: dict[str, Any], c: dict[str, Any], where: str) 
     return "\n".join(lines)
 
 
-def write_section(section: str, path: Path = BENCHMARKS_MD) -> None:
-    """Replace (or add) this script's section of BENCHMARKS.md, atomically."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".BENCHMARKS.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, one run, BENCHMARKS.md left alone")
@@ -395,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     section = report(a, b, c, where)
     print(section)
     if not quick:
-        write_section(section)
+        write_section("bench_convert", section)
         print(f"updated {BENCHMARKS_MD}")
     return 0
 

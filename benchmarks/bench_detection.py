@@ -48,11 +48,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _common import markers, write_section  # benchmarks/ is on sys.path when a script runs
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 SECTION = "bench_detection"
-MARK_START = f"<!-- {SECTION}:start -->"
-MARK_END = f"<!-- {SECTION}:end -->"
+MARK_START, MARK_END = markers(SECTION)
 RESULT_TAG = "@@BENCH_RESULT@@ "
 COCO_RANGE = "0.50:0.95"
 
@@ -759,33 +760,6 @@ def build_report(
     return "\n".join(lines), failures
 
 
-def write_section(section: str, path: Path = BENCHMARKS_MD) -> None:
-    """Replace (or add) this script's section of BENCHMARKS.md, atomically."""
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-    else:
-        text = (
-            "# Benchmarks\n\n"
-            "Speed and memory of rsmetrics against the reference evaluators, measured on the same inputs and "
-            "checked to give the same numbers. Each section is written by a script in `benchmarks/` "
-            "(see `benchmarks/README.md`); re-run the script to update its section.\n"
-        )
-    start, end = text.find(MARK_START), text.find(MARK_END)
-    if start != -1 and end != -1 and end > start:
-        text = text[:start] + section + text[end + len(MARK_END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -823,7 +797,7 @@ def main(argv: list[str] | None = None) -> int:
         section, failures = build_report(saved["meta"], saved["results"], saved["machine"], args)
         print(section)
         if args.write is not False:
-            write_section(section)
+            write_section(SECTION, section)
             print(f"\nupdated {BENCHMARKS_MD}")
         assert not failures, "; ".join(failures)
         return 0
@@ -880,7 +854,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "machine": info, "results": results}, indent=1))
     if write:
-        write_section(section)
+        write_section(SECTION, section)
         print(f"\nupdated {BENCHMARKS_MD}")
     assert not failures, "; ".join(failures)
     return 0

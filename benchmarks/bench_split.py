@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import markers, write_section  # benchmarks/ is on sys.path when a script runs
 from PIL import Image
 
 from rsformat.converters.base import ConversionReport
@@ -29,7 +29,7 @@ from rsmetrics.geometry import obb_to_quad
 from rsmetrics.io.dota import read_dota_labels
 
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- bench_split:start -->", "<!-- bench_split:end -->"
+START, END = markers("bench_split")
 
 
 def make_scene(base: Path, size: int = 4000, n: int = 2000, seed: int = 0) -> None:
@@ -104,14 +104,7 @@ def main() -> None:
         END,
     ])  # fmt: skip
     print(section)
-    bench = ROOT / "BENCHMARKS.md"
-    text = bench.read_text(encoding="utf-8") if bench.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
-    fd, tmp_name = tempfile.mkstemp(dir=ROOT, prefix=".BENCHMARKS.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp_name, bench)
+    write_section("bench_split", section)
 
 
 if __name__ == "__main__":

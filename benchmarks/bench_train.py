@@ -40,7 +40,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -51,6 +50,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from _common import cpu_name, markers, write_section  # benchmarks/ is on sys.path when a script runs
 
 from rscovlm_ref import testing
 from rscovlm_ref.data.collate import collate_packed, collate_padded
@@ -66,7 +66,7 @@ torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
-START, END = "<!-- bench_train:start -->", "<!-- bench_train:end -->"
+START, END = markers("bench_train")
 MIN_PIXELS, MAX_PIXELS = 224 * 224, 1008 * 1008
 MAX_LENGTH = 6144
 WINDOW = 256
@@ -242,14 +242,7 @@ def bench_steps(samples: list[Any], processor: Any, max_length: int, max_batches
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     import transformers
 
     return (
@@ -335,17 +328,6 @@ def report(a: dict[str, Any], b: dict[str, Any], c: dict[str, Any], where: str) 
     return "\n".join(lines)
 
 
-def write_section(section: str, path: Path = BENCHMARKS_MD) -> None:
-    """Replace (or add) this script's section of BENCHMARKS.md, atomically."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".BENCHMARKS.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, BENCHMARKS.md left alone")
@@ -368,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     section = report(a, b, c, where)
     print(section)
     if not quick:
-        write_section(section)
+        write_section("bench_train", section)
         print(f"updated {BENCHMARKS_MD}")
     return 0
 
