@@ -6,6 +6,10 @@ import copy
 import json
 import math
 import os
+import signal
+import subprocess
+import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +177,10 @@ def test_bad_records_are_skipped_and_counted(tmp_path: Path, small_processor: An
     assert all(s.num_supervised > 0 and len(s) <= 300 for s in samples)
     # r0 good; r1 -> corrupt, none, long, r0; r2 -> none, long, r0; r3 -> long, r0
     assert dict(ds.stats) == {"samples": 4, "replaced": 3, "corrupt_image": 1, "no_supervised": 2, "too_long": 3}
+    # each sample carries its own share; together they are the whole count
+    per_sample = sorted((s.stats or {}).get("replaced", 0) for s in samples)
+    assert per_sample == [0, 1, 1, 1]
+    assert sum((Counter(s.stats) for s in samples), Counter()) == ds.stats
     ds.max_retries = 1
     with pytest.raises(RuntimeError, match="bad records in a row"):
         ds[keys[1]]
@@ -539,3 +547,95 @@ def test_boxes_outside_the_image_are_clipped_or_refused(example_data: Path, smal
     assert ds._inside_image(g).hbb == (90.0, 10.0, 100.0, 20.0)
     with pytest.raises(ValueError, match="outside the 100x100 image"):
         ds._inside_image(GroundingRecord("h", "x", "train", "a.png", 100, 100, "gone", (120.0, 10.0, 130.0, 20.0)))
+
+
+def test_counts_made_in_dataloader_workers_reach_the_trainer_and_its_checkpoints(
+    tmp_path: Path, small_processor: Any, fresh_model: Any
+) -> None:
+    import yaml
+
+    images = _bad_records_dataset(tmp_path)
+    mixture = tmp_path / "bad.yaml"
+    mixture.write_text(
+        yaml.safe_dump(
+            {
+                "mode": "recipe",
+                "datasets": [{"name": "bad", "path": "bad_ds", "config": "bad", "image_root": str(images)}],
+            }
+        )
+    )
+    cfg = _cfg(tmp_path, tmp_path, mixture=str(mixture), max_length=300, dataloader_num_workers=2, save_steps=2)
+    trainer = build_trainer(cfg, model=fresh_model, processor=small_processor, echo=False)
+    trainer.train()
+    # the same hand count as test_bad_records_are_skipped_and_counted: 4 samples, 3 of them stand-ins
+    expected = {"samples": 4, "replaced": 3, "corrupt_image": 1, "no_supervised": 2, "too_long": 3}
+    assert dict(trainer.data_stats) == expected
+    assert not trainer.train_dataset.stats  # built in the workers, not in this process
+    logged = [h for h in trainer.state.log_history if "loss" in h][-1]
+    assert {k[5:]: int(v) for k, v in logged.items() if k.startswith("data/")} == expected
+    saved = json.loads((Path(cfg.output_dir) / "checkpoint-2" / "data_stats.json").read_text())
+    assert saved == expected
+
+
+def _cli(args: list[str], **kw: Any) -> subprocess.Popen[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "rscovlm_ref.cli", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, **kw,
+    )  # fmt: skip
+
+
+def _logged_losses(output_dir: Path) -> dict[int, float]:
+    losses: dict[int, float] = {}
+    for line in (output_dir / "train_log.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        if "loss" in entry:
+            losses[int(entry["step"])] = float(entry["loss"])  # a resumed run's entry replaces the killed one's
+    return losses
+
+
+@pytest.mark.slow
+def test_sigkill_then_cli_resume_gives_the_losses_of_an_uninterrupted_run(tmp_path: Path, example_data: Path) -> None:
+    import yaml
+
+    def config(name: str) -> Path:
+        cfg = _cfg(tmp_path / name, example_data, max_steps=6, save_steps=2, global_batch_size=1, warmup_ratio=0.25)
+        path = tmp_path / name / "train.yaml"
+        fields = {k: getattr(cfg, k) for k in ("model", "mixture", "data_root", "output_dir", "learning_rate",
+                  "global_batch_size", "per_device_batch_size", "max_length", "min_pixels", "max_pixels", "bf16",
+                  "activation_checkpointing", "logging_steps", "save_steps", "max_steps", "warmup_ratio",
+                  "report_to", "seed")}  # fmt: skip
+        path.write_text(yaml.safe_dump(fields))
+        return path
+
+    straight = _cli(["train", str(config("straight"))])
+    text, _ = straight.communicate(timeout=600)
+    assert straight.returncode == 0, text
+
+    killed_cfg = config("killed")
+    out = tmp_path / "killed" / "out"
+    proc = _cli(["train", str(killed_cfg)])
+    seen = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("step     3/6"):  # checkpoint-2 is complete; step 4's checkpoint not begun
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "".join(seen)
+    assert (out / "checkpoint-2" / "trainer_state.json").is_file() and not (out / "final").exists()
+    # a save cut short by the kill: weights written, trainer_state.json not yet
+    half = out / "checkpoint-4"
+    half.mkdir()
+    (half / "model.safetensors").write_bytes(b"\0" * 100)
+
+    resumed = _cli(["train", str(killed_cfg), "--resume"])
+    text, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, text
+    assert "step     4/6" in text and "step     1/6" not in text  # resumed from checkpoint-2, past step 3
+    want = _logged_losses(tmp_path / "straight" / "out")
+    got = _logged_losses(out)
+    assert sorted(want) == sorted(got) == [1, 2, 3, 4, 5, 6]
+    assert got == want  # bit-identical: same samples, same weights, same optimizer state
+    assert (out / "checkpoint-4" / "trainer_state.json").is_file()  # the half-written folder was written anew

@@ -31,7 +31,7 @@ def _train(args: argparse.Namespace) -> int:
     trainer = train(cfg, resume=args.resume)
     elapsed = time.perf_counter() - start
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    stats = dict(getattr(trainer.train_dataset, "stats", {}))
+    stats = trainer.global_data_stats()
     print(f"done: {trainer.state.global_step} steps in {elapsed:.1f} s; data {stats}")
     if losses:
         print(f"loss {losses[0]:.4f} -> {losses[-1]:.4f}")

@@ -133,7 +133,9 @@ class Collator:
     """A DataLoader ``collate_fn``: ``mode="packed"`` (one padding-free row) or ``"padded"``.
 
     ``None`` items (samples over the length budget, or skipped bad records)
-    are dropped and counted in :attr:`dropped`.
+    are dropped and counted in :attr:`dropped`. The samples' data-engine counts
+    (:attr:`EncodedSample.stats`) are summed into ``batch["data_stats"]`` (a
+    plain dict, which the trainer pops before the forward pass).
     """
 
     def __init__(
@@ -150,5 +152,13 @@ class Collator:
         samples = [s for s in items if s is not None]
         self.dropped += len(items) - len(samples)
         if self.mode == "packed":
-            return collate_packed(samples, max_length=self.max_length)
-        return collate_padded(samples, pad_token_id=self.pad_token_id)
+            batch = collate_packed(samples, max_length=self.max_length)
+        else:
+            batch = collate_padded(samples, pad_token_id=self.pad_token_id)
+        stats: dict[str, int] = {}
+        for s in samples:
+            for key, value in (s.stats or {}).items():
+                stats[key] = stats.get(key, 0) + int(value)
+        if stats:
+            batch["data_stats"] = stats
+        return batch

@@ -17,10 +17,13 @@ position, attempt])``: the same key gives the same sample on every run, so a
 resumed run sees exactly the samples of an uninterrupted one.
 
 A bad record (unreadable image, no supervised token, longer than
-``max_length``, a render error) is never fatal: it is counted in
-:attr:`MixtureDataset.stats` and replaced by the next record of the same source
-(deterministically); only ``max_retries`` bad records in a row raise, since that
-is a broken dataset rather than a bad record.
+``max_length``, a render error) is never fatal: it is counted and replaced by
+the next record of the same source (deterministically); only ``max_retries`` bad
+records in a row raise, since that is a broken dataset rather than a bad record.
+The counts (keys of :data:`DATA_STAT_KEYS`) accumulate in
+:attr:`MixtureDataset.stats` of the process that builds the sample, and each
+sample carries its own in :attr:`EncodedSample.stats`, which is how the trainer
+sums them over DataLoader workers and ranks.
 
 Example:
     >>> sampler = MixtureSampler(WeightedSampler([3, 5], [1.0, 1.0], num_samples=4, seed=0))
@@ -50,12 +53,26 @@ from rsformat.records import ConversationRecord, DetectionObject, DetectionRecor
 from rsformat.render import RenderStyle, render_conversation
 from rsmetrics.iou import degenerate_mask
 
-__all__ = ["MixtureDataset", "MixtureSampler", "RecordSource", "build_sampler"]
+__all__ = ["DATA_STAT_KEYS", "MixtureDataset", "MixtureSampler", "RecordSource", "build_sampler"]
 
 logger = logging.getLogger(__name__)
 
 _IN_MEMORY_BYTES = 256 * 2**20
 """Local datasets below this many Arrow bytes are kept as Python rows (fast random access)."""
+
+
+DATA_STAT_KEYS = (
+    "samples",  # samples delivered
+    "replaced",  # samples that stand in for a bad record of the same source
+    "too_long",  # records over max_length (dropped, never truncated)
+    "corrupt_image",  # unreadable or undecodable images
+    "no_supervised",  # records that leave no supervised token
+    "invalid_sample",  # other encoding errors
+    "invalid_record",  # render or record errors (e.g. a grounding box wholly outside its image)
+    "boxes_clipped",  # boxes clipped to their image
+    "boxes_dropped",  # boxes with nothing left inside their image
+)
+"""What :attr:`MixtureDataset.stats` counts, in a fixed order (summed across ranks in this order)."""
 
 
 def _inside(quads: np.ndarray, width: float, height: float) -> np.ndarray:
@@ -371,6 +388,7 @@ class MixtureDataset:
     def __getitem__(self, key: tuple[int, int, int, int]) -> EncodedSample:
         epoch, position, source, index = (int(k) for k in key)
         size = self.sources[source].size
+        before = self.stats.copy()
         for attempt in range(self.max_retries + 1):
             idx = (index + attempt) % size
             rng = np.random.default_rng([self.mixture.seed, epoch, self.rank, position, attempt])
@@ -391,6 +409,7 @@ class MixtureDataset:
             self.stats["samples"] += 1
             if attempt:
                 self.stats["replaced"] += 1
+            sample.stats = dict(self.stats - before)
             return sample
         raise RuntimeError(
             f"{self.max_retries + 1} bad records in a row in dataset {self.sources[source].spec.name!r} "

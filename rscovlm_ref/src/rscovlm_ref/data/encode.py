@@ -92,7 +92,10 @@ class EncodedSample:
 
     ``pixel_values`` is ``(patches, 3 * 2 * 14 * 14)`` and ``image_grid_thw``
     ``(images, 3)``, both ``None`` for a text-only sample; ``position_ids`` is
-    ``(4, L)`` (text row, then M-RoPE t, h, w).
+    ``(4, L)`` (text row, then M-RoPE t, h, w). ``stats`` counts what the data
+    engine skipped or fixed to produce this sample (bad records replaced, boxes
+    clipped): it travels with the sample out of DataLoader worker processes, so
+    the trainer's counts include the workers'.
     """
 
     input_ids: torch.Tensor
@@ -101,6 +104,7 @@ class EncodedSample:
     position_ids: torch.Tensor
     pixel_values: torch.Tensor | None = None
     image_grid_thw: torch.Tensor | None = None
+    stats: dict[str, int] | None = None
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])

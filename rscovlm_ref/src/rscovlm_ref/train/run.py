@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rscovlm_ref.train.config import TrainConfig
+from rscovlm_ref.train.trainer import latest_checkpoint
 
 __all__ = ["build_trainer", "latest_checkpoint", "load_model", "load_processor", "train", "training_arguments"]
 
@@ -161,22 +162,13 @@ def build_trainer(
     return trainer
 
 
-def latest_checkpoint(output_dir: str | os.PathLike[str]) -> str | None:
-    """The newest ``checkpoint-N`` folder of ``output_dir``, or ``None``."""
-    folders = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
-    return str(max(folders, key=lambda p: int(p.name.split("-")[-1]))) if folders else None
-
-
 def train(cfg: TrainConfig, *, resume: str | bool | None = None, save_final: bool = True, **kwargs: Any) -> Any:
     """Run training; ``resume``: a checkpoint folder, or ``True`` for the newest in ``output_dir``.
 
     Returns the trainer (its ``state.log_history`` holds the losses).
     """
     trainer = build_trainer(cfg, **kwargs)
-    checkpoint = latest_checkpoint(cfg.output_dir) if resume is True else resume or None
-    if resume is True and checkpoint is None:
-        raise FileNotFoundError(f"--resume: no checkpoint-* folder in {cfg.output_dir}")
-    trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.train(resume_from_checkpoint=True if resume is True else resume or None)
     if save_final:
         final = Path(cfg.output_dir) / "final"
         trainer.save_model(str(final))

@@ -18,13 +18,23 @@
   sharded by rank) drives the DataLoader; accelerate does not reshard it. Resuming
   replays the sampler and skips the trained batches, and every sample is a pure
   function of its key, so a resumed run trains on exactly the same samples.
+* **Data counts**: each batch carries what the data engine skipped or fixed to
+  build it (``data_stats``, made in whichever DataLoader worker built it); the
+  trainer pops it, keeps running totals (:attr:`RSCoVLMTrainer.data_stats`),
+  sums them over ranks for the logs (``data/<reason>``), and saves them in each
+  checkpoint (``data_stats.json``) so a resumed run goes on counting.
+* **Checkpoints**: a folder is complete once its ``trainer_state.json`` exists
+  (the Trainer writes it last); :func:`latest_checkpoint` skips folders a kill
+  left half-written.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -33,11 +43,13 @@ import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback
 
+from rscovlm_ref.data.dataset import DATA_STAT_KEYS
 from rscovlm_ref.data.encode import IGNORE_INDEX
 
 __all__ = [
     "JsonlLogCallback",
     "RSCoVLMTrainer",
+    "latest_checkpoint",
     "param_groups",
     "part_of",
     "selective_logits",
@@ -45,6 +57,27 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+DATA_STATS_NAME = "data_stats.json"
+TRAINER_STATE_NAME = "trainer_state.json"
+
+
+def latest_checkpoint(output_dir: str | os.PathLike[str]) -> str | None:
+    """The newest complete ``checkpoint-N`` folder of ``output_dir``, or ``None``.
+
+    A folder without a readable ``trainer_state.json`` (written last by the
+    Trainer) was cut short by a kill; it is skipped with a warning, and the
+    resumed run writes it again when it gets there.
+    """
+    folders = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    for folder in sorted(folders, key=lambda p: int(p.name.split("-")[-1]), reverse=True):
+        try:
+            json.loads((folder / TRAINER_STATE_NAME).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            logger.warning("skipping %s: no complete %s (a save that was interrupted)", folder, TRAINER_STATE_NAME)
+            continue
+        return str(folder)
+    return None
 
 
 def part_of(name: str) -> str:
@@ -133,6 +166,8 @@ class RSCoVLMTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.lrs = lrs or {k: self.args.learning_rate for k in ("vision", "merger", "llm")}
         self.loss_is_scaled_for_ga = True
+        self.data_stats: Counter[str] = Counter()
+        """This rank's running data-engine counts (see the module doc)."""
 
     # ------------------------------------------------------------------ optimizer
 
@@ -166,6 +201,7 @@ class RSCoVLMTrainer(Trainer):
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         inputs = dict(inputs)
+        self.data_stats.update(inputs.pop("data_stats", None) or {})
         labels = inputs.pop("labels")
         keep = torch.zeros_like(labels, dtype=torch.bool)
         keep[:, :-1] = labels[:, 1:] != IGNORE_INDEX
@@ -256,11 +292,51 @@ class RSCoVLMTrainer(Trainer):
 
     # ------------------------------------------------------------------ logging
 
+    def global_data_stats(self) -> dict[str, int]:
+        """:attr:`data_stats` summed over all ranks (a collective call: every rank must make it).
+
+        The keys of :data:`~rscovlm_ref.data.dataset.DATA_STAT_KEYS` are summed;
+        other keys (a custom dataset's) are this rank's own.
+        """
+        totals = dict(self.data_stats)
+        if self.accelerator.num_processes > 1:
+            local = torch.tensor([float(self.data_stats.get(k, 0)) for k in DATA_STAT_KEYS], device=self.args.device)
+            summed = self.accelerator.reduce(local, reduction="sum")
+            totals.update({k: int(v) for k, v in zip(DATA_STAT_KEYS, summed.tolist())})
+        return {k: v for k, v in totals.items() if v}
+
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
-        stats = getattr(self.train_dataset, "stats", None)
-        if stats and "loss" in logs:
+        if "loss" in logs:
+            stats = self.global_data_stats()
             logs = {**logs, **{f"data/{k}": float(v) for k, v in sorted(stats.items())}}
         super().log(logs, *args, **kwargs)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        # written before the Trainer's files, so trainer_state.json stays the last file of a complete folder
+        stats = self.global_data_stats()
+        if self.args.should_save:
+            folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{DATA_STATS_NAME}.tmp"
+            tmp.write_text(json.dumps(stats, sort_keys=True), encoding="utf-8")
+            os.replace(tmp, folder / DATA_STATS_NAME)
+        super()._save_checkpoint(model, trial)
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args: Any, **kwargs: Any) -> Any:
+        """``Trainer.train``; ``resume_from_checkpoint=True`` takes the newest *complete* checkpoint."""
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = latest_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise FileNotFoundError(f"resume: no complete checkpoint-* folder in {self.args.output_dir}")
+        if isinstance(resume_from_checkpoint, (str, os.PathLike)):
+            saved = Path(resume_from_checkpoint) / DATA_STATS_NAME
+            self.data_stats = Counter()
+            if self.args.process_index == 0 and saved.is_file():
+                # the totals of every rank so far; the other ranks count on from zero
+                self.data_stats.update(json.loads(saved.read_text(encoding="utf-8")))
+        return super().train(resume_from_checkpoint, *args, **kwargs)
 
 
 class JsonlLogCallback(TrainerCallback):
