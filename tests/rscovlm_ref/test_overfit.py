@@ -7,6 +7,11 @@ labels exist, token mean) at lr 3e-3. Then the prompt is built the inference way
 (the processor's chat template and image processor, checked to equal the
 training prefix) and ``model.generate`` (greedy) must reproduce the first
 assistant turn, the ``<tool_call>`` with the bbox text, exactly.
+
+Then the whole chain runs through the inference engine (HF backend): the model
+calls the tool, the engine maps the box back and cuts the region from the
+original image (it must be the training crop), and the model, shown the crop,
+gives the trained answer.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ from rscovlm_fixtures import zoom_record
 from rscovlm_ref import testing
 from rscovlm_ref.data.collate import collate_packed
 from rscovlm_ref.data.encode import IGNORE_INDEX, chat_messages, encode_sample, materialize_images
+from rscovlm_ref.infer.backends import HFBackend
+from rscovlm_ref.infer.engine import InferenceAnswer, InferenceEngine, InferenceItem
 from rscovlm_ref.train.trainer import selective_logits, token_sum_loss
-from rsformat.render import RenderFrame, RenderStyle, render_conversation
+from rsformat.render import RenderFrame, RenderStyle, parse_crop_ref, render_conversation, render_prompt
 
 FRAME_224 = RenderFrame.smart(min_pixels=224 * 224, max_pixels=224 * 224)
-MAX_STEPS = 120
+MAX_STEPS = 200
 
 
 def _loss(model: Any, batch: dict[str, Any]) -> torch.Tensor:
@@ -40,7 +47,8 @@ def _loss(model: Any, batch: dict[str, Any]) -> torch.Tensor:
 
 def test_tiny_model_overfits_one_zoom_chain(image_root: Path, tiny_config: Any, processor: Any) -> None:
     # the session processor's pixel budget (112^2..224^2) keeps the 224^2-frame image at its size
-    conv = render_conversation(zoom_record(), FRAME_224, RenderStyle("plain", "hbb", tool_format="qwen"))
+    style = RenderStyle("plain", "hbb", tool_format="qwen")
+    conv = render_conversation(zoom_record(), FRAME_224, style)
     images = materialize_images(conv.images, image_root, FRAME_224)
     sample = encode_sample(conv.messages, images, processor)
     assert sample is not None
@@ -71,8 +79,20 @@ def test_tiny_model_overfits_one_zoom_chain(image_root: Path, tiny_config: Any, 
         model.train()
         return processor.tokenizer.decode(out[0, n:], skip_special_tokens=False)
 
+    from PIL import Image
+
+    with Image.open(image_root / "zoom.png") as im:
+        original = im.convert("RGB")
+    item = InferenceItem("z1", render_prompt(zoom_record(), FRAME_224, style), [original], FRAME_224, zoom=True)
+
+    def engine_answer() -> InferenceAnswer:
+        answer = InferenceEngine(HFBackend(model, processor, max_new_tokens=48, batch_size=1)).run([item])[0]
+        model.train()
+        return answer
+
     losses = []
     got = ""
+    answer = InferenceAnswer("z1", "")
     for step in range(MAX_STEPS):
         loss = _loss(model, batch)
         loss.backward()
@@ -82,10 +102,17 @@ def test_tiny_model_overfits_one_zoom_chain(image_root: Path, tiny_config: Any, 
         if step % 5 == 4 and losses[-1] < 0.1:
             got = generate()
             if got.startswith(expected):
-                break
+                answer = engine_answer()
+                if answer.text == zoom_record().answer:
+                    break
     else:
         got = generate()
+        answer = engine_answer()
     assert losses[-1] < losses[0] / 20, losses[::10]
     assert got.startswith(expected), (got, expected, len(losses))
     assert bbox.group(0) in got
+    # the engine executed the call as training cut the crop, and the model answered from it
+    assert answer.turns[0] == tool_turn and answer.status == "ok"
+    assert answer.zooms == [parse_crop_ref(conv.images[1])]
+    assert answer.text == zoom_record().answer, answer
     print(f"steps {len(losses)}, loss {losses[0]:.3f} -> {losses[-1]:.4f}")

@@ -1,4 +1,4 @@
-"""rscovlm-ref: train the reference RSCoVLM model, prepare the CPU example data.
+"""rscovlm-ref: train and evaluate the reference RSCoVLM model, prepare the CPU example data.
 
 Usage::
 
@@ -6,6 +6,9 @@ Usage::
     rscovlm-ref train rscovlm_ref/configs/cpu_example.yaml
     rscovlm-ref train rscovlm_ref/configs/cpu_example.yaml --resume        # newest checkpoint-N
     rscovlm-ref train CONFIG --resume outputs/run/checkpoint-200
+    rscovlm-ref eval outputs/cpu_example/final outputs/cpu_example_data/dataset --config dota --split val \
+        --out outputs/eval/dota                                                  # AP_nc, mF1
+    rscovlm-ref eval CHECKPOINT LRS_VQA_DATASET --backend vllm --out outputs/eval/lrsvqa  # Zoom-in Chain
 
 Multi-GPU / multi-node: ``torchrun --nproc_per_node 8 --nnodes 4 ... -m rscovlm_ref.cli train CONFIG``
 (or the ``deepspeed`` launcher); the data order is sharded by rank.
@@ -50,6 +53,69 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from rscovlm_ref.infer.backends import HFBackend, VLLMBackend
+    from rscovlm_ref.infer.engine import InferenceEngine
+    from rscovlm_ref.infer.evaluate import evaluate_dataset
+    from rsformat.render import RenderFrame, RenderStyle
+
+    if args.max_mode:
+        frame = RenderFrame.smart(args.max_pixels, args.max_pixels)
+    else:
+        frame = RenderFrame.smart(args.min_pixels, args.max_pixels)
+    style = RenderStyle.parse(args.style) if args.style else None
+    start = time.perf_counter()
+    if args.backend == "vllm":
+        backend: object = VLLMBackend(
+            args.model, max_new_tokens=args.max_new_tokens, max_images=args.max_zoom_rounds + 1
+        )
+    else:
+        backend = HFBackend.from_pretrained(
+            args.model, device=args.device, min_pixels=args.min_pixels, max_pixels=args.max_pixels,
+            max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+        )  # fmt: skip
+    engine = InferenceEngine(backend, max_zoom_rounds=args.max_zoom_rounds)  # type: ignore[arg-type]
+    metrics = evaluate_dataset(
+        engine, args.dataset, args.out, config=args.config, split=args.split, image_root=args.image_root,
+        limit=args.limit, frame=frame, style=style, zoom=not args.no_zoom,
+        no_zoom_categories=tuple(args.no_zoom_category), batch_size=args.batch_size, preset=args.preset,
+        matcher=args.matcher,
+    )  # fmt: skip
+    print(_summary(metrics, time.perf_counter() - start, args.out))
+    return 0
+
+
+def _summary(metrics: dict, elapsed: float, out: str) -> str:
+    run = metrics["run"]
+    lines = [
+        f"{metrics['predicted']}/{metrics['records']} records predicted in {elapsed:.1f} s "
+        f"({run['written']} now, {run['skipped_done']} from an earlier run; errors {run['errors'] or 0}; "
+        f"engine {run['engine']})"
+    ]
+    det = metrics.get("detection")
+    if det:
+        lines.append(
+            f"detection {det['metric']}: mAP {100 * det['map']:.2f}  mF1 {100 * det['mf1']:.2f}  "
+            f"(parsed {det['parse']['boxes']} boxes, {det['parse']['unparsed_candidates']} unreadable, "
+            f"unknown labels {det['parse']['unknown_labels']})"
+        )
+    grd = metrics.get("grounding")
+    if grd:
+        lines.append(f"grounding {grd['metric']}: {grd.get('accuracy')}")
+    zoom = metrics.get("zoom")
+    if zoom:
+        for key in ("open_ended", "multiple_choice"):
+            if key in zoom:
+                z = zoom[key]
+                lines.append(f"zoom {z['metric']}: {z.get('overall_accuracy', z.get('accuracy'))}")
+        lines.append(f"zoom chain: {zoom['zoom']}")
+    for name, value in metrics.get("conversation", {}).items():
+        if isinstance(value, dict):
+            lines.append(f"{name} {value['metric']}: {value.get('accuracy', value.get('overall_accuracy'))}")
+    lines.append(f"written: {out}/predictions.jsonl, {out}/metrics.json")
+    return "\n".join(lines)
+
+
 def _prepare(args: argparse.Namespace) -> int:
     from rscovlm_ref.example import prepare_example
 
@@ -69,16 +135,41 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--data-root", default=None, help="folder that the mixture's relative dataset paths resolve in")
     t.add_argument("--max-steps", type=int, default=None)
     t.set_defaults(func=_train)
+    e = sub.add_parser("eval", help="answer an rsformat dataset split and score it with rsmetrics (resumable)")
+    e.add_argument("model", help="a checkpoint folder (e.g. a run's final/) or a cached Hub id")
+    e.add_argument("dataset", help="an rsformat dataset folder")
+    e.add_argument("--config", default=None, help="the dataset config (needed when it has several)")
+    e.add_argument("--split", default="test")
+    e.add_argument("--out", required=True, help="folder of predictions.jsonl and metrics.json")
+    e.add_argument("--image-root", default=None, help="folder of the records' image paths (default: the dataset's)")
+    e.add_argument("--backend", choices=("hf", "vllm"), default="hf")
+    e.add_argument("--device", default=None, help="hf backend device (default: cuda when available)")
+    e.add_argument("--style", default=None, help="plain-quad, json-hbb... (default: by family, the paper's)")
+    e.add_argument("--min-pixels", type=int, default=224 * 224)
+    e.add_argument("--max-pixels", type=int, default=1008 * 1008)
+    e.add_argument("--max-mode", action="store_true", help="show every image at --max-pixels (the paper's Max Mode)")
+    e.add_argument("--no-zoom", action="store_true", help="plain QA on zoom records (no Zoom-in Chain)")
+    e.add_argument("--max-zoom-rounds", type=int, default=1)
+    e.add_argument("--no-zoom-category", action="append", default=None,
+                   help="zoom-record categories asked without zooming (default: count; repeatable)")  # fmt: skip
+    e.add_argument("--batch-size", type=int, default=8)
+    e.add_argument("--max-new-tokens", type=int, default=1024)
+    e.add_argument("--limit", type=int, default=None, help="only the first N records")
+    e.add_argument("--preset", default="mmrotate", help="detection protocol: mmrotate (AP_nc), dota or coco")
+    e.add_argument("--matcher", default="exact", help="VQA / LRS-VQA answer matcher (exact, wordnet...)")
+    e.set_defaults(func=_eval)
     p = sub.add_parser("prepare-example", help="write and convert the synthetic data of the CPU example")
     p.add_argument("out")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_prepare)
     args = parser.parse_args(argv)
+    if getattr(args, "no_zoom_category", "unset") is None:
+        args.no_zoom_category = ["count"]
     from rscovlm_ref.data.mixture import ConfigError
 
     try:
         return int(args.func(args))
-    except (ConfigError, FileNotFoundError) as err:
+    except (ConfigError, FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

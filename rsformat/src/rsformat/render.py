@@ -95,6 +95,8 @@ __all__ = [
     "BOX_TOKEN_PATTERN",
     "CROP_PREFIX",
     "NONE_ANSWER",
+    "ZOOM_INSTRUCTION",
+    "ZOOM_RESULT",
     "RenderFrame",
     "RenderStyle",
     "TextBoxes",
@@ -105,6 +107,7 @@ __all__ = [
     "parse_crop_ref",
     "render",
     "render_conversation",
+    "render_prompt",
     "smart_resize",
 ]
 
@@ -756,6 +759,41 @@ def render(
     if isinstance(record, ZoomRecord):
         return _render_zoom(record, frame, style)
     raise TypeError(f"Expected a record, but got {type(record).__name__}")
+
+
+def render_prompt(
+    record: Record,
+    frame: RenderFrame,
+    style: RenderStyle = RenderStyle(),
+    *,
+    categories: Sequence[str] | None = None,
+) -> list[Message]:
+    """What a model is asked at inference: :func:`render`'s messages before the first assistant turn.
+
+    The prompt is exactly the one the model was trained on. A zoom record asks
+    for the Zoom-in Chain (the tool system prompt and the zoom instruction)
+    whenever ``style.zoom`` is set, also when it has no ``rois`` (benchmark
+    questions carry no regions; the model proposes one); with ``style.zoom``
+    off it is the plain question. A conversation keeps every message before
+    its first assistant turn.
+
+    Example:
+        >>> from rsformat.records import ZoomRecord
+        >>> rec = ZoomRecord("z", "lrs", "test", "big.png", 4000, 3000, question="What color is the roof?",
+        ...                  answer="Red")
+        >>> [m.role for m in render_prompt(rec, RenderFrame.smart())]
+        ['system', 'user']
+        >>> render_prompt(rec, RenderFrame.smart(), RenderStyle(zoom=False))[0].text_content
+        'What color is the roof?'
+    """
+    if isinstance(record, ZoomRecord) and style.zoom:
+        return [
+            Message.text("system", tool_system_prompt([IMAGE_ZOOM_IN])),
+            _user(_question(record) + ZOOM_INSTRUCTION),
+        ]
+    messages = render(record, frame, style, categories=categories)
+    first = next((i for i, m in enumerate(messages) if m.role == "assistant"), len(messages))
+    return list(messages[:first])
 
 
 def render_conversation(

@@ -61,15 +61,21 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_SYSTEM",
+    "GENERATION_PROMPT",
     "IGNORE_INDEX",
     "EncodeError",
+    "EncodedPrompt",
     "EncodedSample",
     "chat_messages",
+    "encode_prompt",
     "encode_sample",
+    "keep_size_pixels",
     "materialize_images",
     "mrope_position_ids",
     "open_image_bytes",
+    "prompt_text",
     "template_segments",
+    "zoom_crop",
 ]
 
 IGNORE_INDEX = -100
@@ -322,11 +328,10 @@ def materialize_images(
         if crop is not None:
             if i == 0:
                 raise EncodeError(f"the first image cannot be a crop: {entry!r}")
-            full = original(0)
-            x1, y1, x2, y2 = crop
-            if not (0 <= x1 < x2 <= full.width and 0 <= y1 < y2 <= full.height):
-                raise EncodeError(f"{entry!r} is outside the {full.width}x{full.height} image {record_images[0]!r}")
-            out.append(smart(full.crop((x1, y1, x2, y2))))
+            try:
+                out.append(zoom_crop(original(0), crop, frame))
+            except EncodeError as err:
+                raise EncodeError(f"{entry!r} of image {record_images[0]!r}: {err}") from None
             continue
         im = original(i)
         size = frame.input_size(im.width, im.height)
@@ -339,7 +344,88 @@ def materialize_images(
     return out
 
 
+def zoom_crop(full: Image.Image, box: Sequence[int], frame: RenderFrame) -> Image.Image:
+    """The Zoom-in Chain's tool result: ``box`` (original pixels) cut from the full image, smart-resized.
+
+    One implementation for training (``crop:`` entries) and inference (the
+    engine executing a zoom call), so the two cannot drift apart.
+
+    Raises:
+        EncodeError: if ``box`` is not a non-empty region inside the image.
+    """
+    from PIL import Image
+
+    x1, y1, x2, y2 = (int(v) for v in box)
+    if not (0 <= x1 < x2 <= full.width and 0 <= y1 < y2 <= full.height):
+        raise EncodeError(f"the crop {[x1, y1, x2, y2]} is outside the {full.width}x{full.height} image")
+    crop = full.crop((x1, y1, x2, y2))
+    h, w = smart_resize(crop.height, crop.width, frame.factor, frame.min_pixels, frame.max_pixels)
+    return crop if (w, h) == crop.size else crop.resize((w, h), Image.Resampling.BICUBIC)
+
+
+def keep_size_pixels(images: Sequence[Image.Image], factor: int = 28) -> tuple[int, int]:
+    """``(min_pixels, max_pixels)`` that make a Qwen2.5-VL image processor keep every image at its size.
+
+    The images are already at their render-frame size (rounded to whole merged
+    patches); a processor resizing them again by its own pixel budget would
+    silently move them off the frame their boxes are written in.
+
+    Example:
+        >>> from PIL import Image
+        >>> keep_size_pixels([Image.new("RGB", (56, 28)), Image.new("RGB", (112, 112))])
+        (1568, 12544)
+    """
+    areas = [
+        max(factor, round(im.height / factor) * factor) * max(factor, round(im.width / factor) * factor)
+        for im in images
+    ]
+    return min(areas), max(areas)
+
+
 # --------------------------------------------------------------------------- encoding
+
+
+def _image_inputs(shown: Sequence[Image.Image], image_processor: Any) -> tuple[Any, Any, list[int]]:
+    """``pixel_values``, ``image_grid_thw`` and the ``<|image_pad|>`` count of each image, at its own size."""
+    if not shown:
+        return None, None, []
+    merge = int(image_processor.merge_size)
+    low, high = keep_size_pixels(shown, int(image_processor.patch_size) * merge)
+    try:
+        out = image_processor(
+            images=list(shown), size={"shortest_edge": low, "longest_edge": high}, return_tensors="pt"
+        )
+    except (OSError, ValueError) as err:
+        raise EncodeError(f"the image processor cannot read an image: {err}") from err
+    pixel_values, grid = out["pixel_values"], out["image_grid_thw"]
+    return pixel_values, grid, [int(g.prod()) // (merge * merge) for g in grid]
+
+
+def _expand_image_pads(
+    segments: Sequence[tuple[str, bool]], counts: Sequence[int]
+) -> tuple[str, list[tuple[int, int]]]:
+    """The template text with each ``<|image_pad|>`` repeated its image's token count, and the trained spans."""
+    pieces: list[str] = []
+    spans: list[tuple[int, int]] = []
+    at = 0
+    image = 0
+    for text, trained in segments:
+        chunks = text.split(_IMAGE_PAD)
+        if len(chunks) > 1:
+            expanded = [chunks[0]]
+            for chunk in chunks[1:]:
+                if image >= len(counts):
+                    raise EncodeError(f"the messages show more images than the {len(counts)} given")
+                expanded.append(_IMAGE_PAD * counts[image] + chunk)
+                image += 1
+            text = "".join(expanded)
+        if trained:
+            spans.append((at, at + len(text)))
+        pieces.append(text)
+        at += len(text)
+    if image != len(counts):
+        raise EncodeError(f"{len(counts)} images given, but the messages show {image}")
+    return "".join(pieces), spans
 
 
 def encode_sample(
@@ -378,50 +464,8 @@ def encode_sample(
         if not 0 <= k < len(images):
             raise EncodeError(f"an image part shows image {k}, but {len(images)} images were given")
     shown = [images[k] for k in order]
-
-    pixel_values = grid = None
-    counts: list[int] = []
-    if shown:
-        # pixel bounds that make the processor keep every image at its size (rounded to whole
-        # merged patches): the images are already at their render frame size, and a second
-        # resize by the processor's own budget would silently move them off the boxes' frame
-        merge = int(image_processor.merge_size)
-        factor = int(image_processor.patch_size) * merge
-        areas = [
-            max(factor, round(im.height / factor) * factor) * max(factor, round(im.width / factor) * factor)
-            for im in shown
-        ]
-        try:
-            out = image_processor(
-                images=shown, size={"shortest_edge": min(areas), "longest_edge": max(areas)}, return_tensors="pt"
-            )
-        except (OSError, ValueError) as err:
-            raise EncodeError(f"the image processor cannot read an image: {err}") from err
-        pixel_values, grid = out["pixel_values"], out["image_grid_thw"]
-        counts = [int(g.prod()) // (merge * merge) for g in grid]
-
-    # the template's text, with each <|image_pad|> expanded, and the character spans trained
-    pieces: list[str] = []
-    spans: list[tuple[int, int]] = []
-    at = 0
-    image = 0
-    for text, trained in template_segments(chat):
-        chunks = text.split(_IMAGE_PAD)
-        if len(chunks) > 1:
-            expanded = [chunks[0]]
-            for chunk in chunks[1:]:
-                if image >= len(counts):
-                    raise EncodeError(f"the messages show more images than the {len(counts)} given")
-                expanded.append(_IMAGE_PAD * counts[image] + chunk)
-                image += 1
-            text = "".join(expanded)
-        if trained:
-            spans.append((at, at + len(text)))
-        pieces.append(text)
-        at += len(text)
-    if image != len(counts):
-        raise EncodeError(f"{len(counts)} images given, but the messages show {image}")
-    full = "".join(pieces)
+    pixel_values, grid, counts = _image_inputs(shown, image_processor)
+    full, spans = _expand_image_pads(template_segments(chat), counts)
 
     enc = tokenizer(full, add_special_tokens=False, return_offsets_mapping=True)
     ids = np.asarray(enc["input_ids"], dtype=np.int64)
@@ -448,4 +492,87 @@ def encode_sample(
         position_ids=torch.from_numpy(position_ids),
         pixel_values=pixel_values,
         image_grid_thw=grid,
+    )
+
+
+GENERATION_PROMPT = "<|im_start|>assistant\n"
+"""What the template appends to a prompt so that the model writes the assistant turn."""
+
+
+@dataclass
+class EncodedPrompt:
+    """A prompt for generation: the template text and, tokenized, what ``model.generate`` takes.
+
+    ``text`` keeps one ``<|image_pad|>`` per image (what vLLM expands itself);
+    ``input_ids`` and ``mm_token_type_ids`` are ``(L,)`` with the pads expanded.
+    """
+
+    text: str
+    input_ids: torch.Tensor
+    mm_token_type_ids: torch.Tensor
+    pixel_values: torch.Tensor | None
+    image_grid_thw: torch.Tensor | None
+    images: list[Image.Image]
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+
+def prompt_text(messages: Sequence[Message | Mapping[str, Any]]) -> str:
+    """The chat template text of a prompt, ending with the generation prompt (pads not expanded).
+
+    Equal to ``processor.apply_chat_template(chat, add_generation_prompt=True)``
+    (the tests prove it).
+
+    Example:
+        >>> print(prompt_text([Message.text("user", "Hi")]))
+        <|im_start|>system
+        You are a helpful assistant.<|im_end|>
+        <|im_start|>user
+        Hi<|im_end|>
+        <|im_start|>assistant
+        <BLANKLINE>
+    """
+    chat, _ = chat_messages(messages)
+    if not chat:
+        raise EncodeError("an empty prompt")
+    if chat[-1]["role"] == "assistant":
+        raise EncodeError("a prompt must not end with an assistant turn")
+    return "".join(text for text, _ in template_segments(chat)) + GENERATION_PROMPT
+
+
+def encode_prompt(
+    messages: Sequence[Message | Mapping[str, Any]], images: Sequence[Image.Image], processor: Any
+) -> EncodedPrompt:
+    """Encode a prompt for generation with the training template and image handling of :func:`encode_sample`.
+
+    Args:
+        messages: The prompt (no final assistant turn); image parts index ``images``.
+        images: PIL images at their model input size (:func:`materialize_images`).
+        processor: A Qwen2.5-VL processor.
+
+    Raises:
+        EncodeError: an empty prompt, one ending with an assistant turn, or an
+            image part without its image.
+    """
+    import torch
+
+    text = prompt_text(messages)
+    _, order = chat_messages(messages)
+    for k in order:
+        if not 0 <= k < len(images):
+            raise EncodeError(f"an image part shows image {k}, but {len(images)} images were given")
+    shown = [images[k] for k in order]
+    pixel_values, grid, counts = _image_inputs(shown, processor.image_processor)
+    full, _ = _expand_image_pads([(text, False)], counts)
+    ids = processor.tokenizer(full, add_special_tokens=False)["input_ids"]
+    input_ids = torch.tensor(ids, dtype=torch.long)
+    image_token_id = processor.tokenizer.convert_tokens_to_ids(_IMAGE_PAD)
+    return EncodedPrompt(
+        text=text,
+        input_ids=input_ids,
+        mm_token_type_ids=(input_ids == image_token_id).long(),
+        pixel_values=pixel_values,
+        image_grid_thw=grid,
+        images=shown,
     )

@@ -1,0 +1,1 @@
+"""Inference: generation backends, the Zoom-in Chain engine, dataset evaluation with rsmetrics."""

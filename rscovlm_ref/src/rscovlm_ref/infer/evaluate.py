@@ -1,0 +1,538 @@
+"""Evaluate a model on an rsformat dataset: predictions (resumable JSONL), then rsmetrics scores.
+
+:func:`predict` walks a dataset split in order, builds each record's prompt
+exactly as training rendered it (:func:`rsformat.render.render_prompt` in the
+chosen frame and style), answers with an :class:`~rscovlm_ref.infer.engine.InferenceEngine`
+and appends one JSON line per record to ``predictions.jsonl``, flushed and
+synced after every batch. A rerun resumes: records already answered are
+skipped, and a last line cut by a kill is dropped (counted) and answered again.
+A record that cannot be asked (unreadable image, render error) gets a line
+with ``error`` (counted; it scores as wrong, never silently left out).
+
+:func:`score` reads the predictions back and scores them with rsmetrics by
+record family, the paper's protocol:
+
+* detection: boxes parsed in each record's input frame (scalable boxes),
+  mapped back to original pixels; AP_nc with no confidence scores, mF1
+  (``mmrotate`` preset: RSCoVLM's published numbers) over the dataset's classes;
+* grounding: the first box, Acc@0.5 (``rscovlm`` preset), per source dataset;
+* zoom (LRS-VQA): the benchmark's scoring (``lrsvqa_scores``; WordNet optional),
+  multiple-choice questions by their letter;
+* conversation: ``classification`` tasks by exact class match (no substring
+  test), others by VQA accuracy.
+
+Frames: ``RenderFrame.smart(min_pixels, max_pixels)`` (default 224² to
+1008², the training budget); the paper's "Max Mode" shows every image at the
+upper limit, ``RenderFrame.smart(max_pixels, max_pixels)``.
+
+Example (a scripted backend stands in for a model):
+    >>> import tempfile
+    >>> from rscovlm_ref.infer.engine import InferenceEngine
+    >>> from rsformat.render import RenderFrame
+    >>> class Always:
+    ...     def generate(self, requests):
+    ...         return ["Red"] * len(requests)
+    >>> out = tempfile.mkdtemp()
+    >>> report = predict([], InferenceEngine(Always()), out, frame=RenderFrame.smart(), quiet=True)
+    >>> report.written, report.skipped_done
+    (0, 0)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rscovlm_ref.infer.engine import InferenceEngine, InferenceItem
+from rsformat.records import ConversationRecord, DetectionRecord, GroundingRecord, ZoomRecord
+from rsformat.render import RenderFrame, RenderStyle, render, render_prompt
+from rsmetrics.io._common import atomic_write_json, atomic_write_text
+
+__all__ = ["EvalRecord", "PredictReport", "default_style", "predict", "read_predictions", "score"]
+
+logger = logging.getLogger(__name__)
+
+PREDICTIONS_NAME = "predictions.jsonl"
+
+
+def default_style(family: str) -> RenderStyle:
+    """The paper's evaluation style of a family: detection ``plain-quad``, grounding ``plain-hbb``, zoom on."""
+    if family == "detection":
+        return RenderStyle("plain", "quad")
+    return RenderStyle("plain", "hbb", tool_format="qwen")
+
+
+@dataclass
+class EvalRecord:
+    """A record to evaluate and its images: a callable that opens image ``i`` (original pixels)."""
+
+    record: Any
+    open_image: Callable[[int], Any]
+
+
+@dataclass
+class PredictReport:
+    """What :func:`predict` did: nothing is skipped without being counted here."""
+
+    path: str
+    records: int = 0
+    written: int = 0
+    skipped_done: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    truncated_lines: int = 0
+    engine: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _num_images(record: Any) -> int:
+    return len(record.images) if isinstance(record, ConversationRecord) else 1
+
+
+def _target(record: Any, frame: RenderFrame, style: RenderStyle) -> str | None:
+    """The reference answer text of a zoom or conversation record (None for detection and grounding)."""
+    if isinstance(record, ZoomRecord):
+        return record.answer
+    if isinstance(record, ConversationRecord):
+        messages = render(record, frame, style)
+        first = next((i for i, m in enumerate(messages) if m.role == "assistant"), None)
+        return None if first is None else messages[first].text_content
+    return None
+
+
+def build_item(
+    entry: EvalRecord,
+    frame: RenderFrame,
+    style: RenderStyle,
+    *,
+    categories: Sequence[str] | None = None,
+    zoom: bool = True,
+    no_zoom_categories: Sequence[str] = ("count",),
+) -> InferenceItem:
+    """The engine item of a record: the training prompt in ``frame`` and ``style``, its original images.
+
+    Zoom records zoom unless ``zoom`` is off or their category is in
+    ``no_zoom_categories`` (RSCoVLM's evaluation: counting questions were
+    trained as plain QA, their regions being several).
+    """
+    record = entry.record
+    wants_zoom = isinstance(record, ZoomRecord) and zoom and (record.category or "") not in no_zoom_categories
+    item_style = RenderStyle(style.output, style.box, style.prompt, style.system, "qwen", zoom=wants_zoom)
+    messages = render_prompt(record, frame, item_style, categories=categories)
+    images = [entry.open_image(i) for i in range(_num_images(record))]
+    return InferenceItem(str(record.id), messages, images, frame, zoom=wants_zoom)
+
+
+def _read_lines(path: Path) -> tuple[dict[str, dict[str, Any]], int]:
+    """Complete prediction lines by id (the last of a duplicated id wins), and how many were cut short."""
+    done: dict[str, dict[str, Any]] = {}
+    truncated = 0
+    if not path.is_file():
+        return done, 0
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    kept: list[str] = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            if i == len(lines) - 1:  # the last line, cut by a kill: answered again
+                truncated += 1
+                continue
+            raise ValueError(f"{path}: line {i + 1} is not JSON (the file is damaged, not cut short)") from None
+        done[str(entry["id"])] = entry
+        kept.append(line)
+    if truncated:
+        atomic_write_text(path, "".join(k + "\n" for k in kept))
+    return done, truncated
+
+
+def read_predictions(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """The prediction lines of a ``predictions.jsonl`` (or its folder), by record id."""
+    p = Path(path)
+    return _read_lines(p / PREDICTIONS_NAME if p.is_dir() else p)[0]
+
+
+def predict(
+    records: Iterable[EvalRecord],
+    engine: InferenceEngine,
+    out_dir: str | os.PathLike[str],
+    *,
+    frame: RenderFrame,
+    style: RenderStyle | None = None,
+    categories: Sequence[str] | None = None,
+    zoom: bool = True,
+    no_zoom_categories: Sequence[str] = ("count",),
+    batch_size: int = 8,
+    total: int | None = None,
+    quiet: bool = False,
+) -> PredictReport:
+    """Answer every record not yet in ``out_dir/predictions.jsonl`` (see the module doc).
+
+    Args:
+        records: The records to answer, in order.
+        engine: The inference engine.
+        out_dir: Folder of ``predictions.jsonl``.
+        frame: Frame the images are shown in (and the boxes read in).
+        style: Render style (default: :func:`default_style` of each record's family).
+        categories: The class list of a detection dataset (asked on every image).
+        zoom, no_zoom_categories: See :func:`build_item`.
+        batch_size: Records per engine call.
+        total: Number of records, for the progress bar.
+        quiet: No progress bar.
+    """
+    if batch_size <= 0:
+        raise ValueError(f"Expected a positive batch_size, but got {batch_size}")
+    path = Path(out_dir) / PREDICTIONS_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done, truncated = _read_lines(path)
+    report = PredictReport(str(path), truncated_lines=truncated)
+    errors: Counter[str] = Counter()
+    bar = None
+    if not quiet:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc="predict", unit=" records")
+    stats_before = engine.stats.copy()
+
+    def flush(batch: list[tuple[EvalRecord, InferenceItem | None, str | None]], fh: Any) -> None:
+        items = [item for _, item, _ in batch if item is not None]
+        answers = iter(engine.run(items)) if items else iter(())
+        for entry, item, error in batch:
+            record = entry.record
+            line: dict[str, Any] = {
+                "id": str(record.id),
+                "family": record.family,
+                "task": getattr(record, "task", record.family),
+                "source": record.source,
+            }
+            item_style = style or default_style(record.family)
+            if item is None:
+                line.update(prediction=None, error=error)
+            else:
+                answer = next(answers)
+                line.update(
+                    prediction=answer.text,
+                    status=answer.status,
+                    turns=answer.turns,
+                    zooms=[list(z) for z in answer.zooms],
+                    problems=answer.problems,
+                    zoom=item.zoom,
+                )
+                if answer.input_size is not None:
+                    line.update(input_width=answer.input_size[0], input_height=answer.input_size[1])
+                if item.images:
+                    line.update(image_width=item.images[0].width, image_height=item.images[0].height)
+            line["target"] = _target(record, frame, item_style)
+            fh.write(json.dumps(line, ensure_ascii=False) + "\n")
+            report.written += 1
+        fh.flush()
+        os.fsync(fh.fileno())
+        if bar is not None:
+            bar.update(len(batch))
+
+    with path.open("a", encoding="utf-8") as fh:
+        batch: list[tuple[EvalRecord, InferenceItem | None, str | None]] = []
+        for entry in records:
+            report.records += 1
+            if str(entry.record.id) in done:
+                report.skipped_done += 1
+                if bar is not None:
+                    bar.update(1)
+                continue
+            item_style = style or default_style(entry.record.family)
+            try:
+                item = build_item(
+                    entry, frame, item_style, categories=categories, zoom=zoom, no_zoom_categories=no_zoom_categories
+                )
+                batch.append((entry, item, None))
+            except Exception as err:  # one bad record must not stop an evaluation; it is written and counted
+                reason = type(err).__name__
+                errors[reason] += 1
+                logger.warning("record %r cannot be asked (%s): %s", entry.record.id, reason, err)
+                batch.append((entry, None, f"{reason}: {err}"))
+            if len(batch) >= batch_size:
+                flush(batch, fh)
+                batch = []
+        if batch:
+            flush(batch, fh)
+    if bar is not None:
+        bar.close()
+    report.errors = dict(errors)
+    report.engine = dict(engine.stats - stats_before)
+    return report
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _detection_scores(
+    records: Sequence[DetectionRecord],
+    lines: Mapping[str, dict[str, Any]],
+    classes: Sequence[str],
+    style: RenderStyle,
+    preset: str,
+) -> dict[str, Any]:
+    from rsmetrics.detection.evaluate import evaluate_detection
+    from rsmetrics.detection.types import ImageAnnotations
+    from rsmetrics.detection.vlm import detections_from_responses
+
+    responses = []
+    for r in records:
+        line = lines[str(r.id)]
+        responses.append(
+            {
+                "image_id": str(r.id),
+                "response": line.get("prediction") or "",
+                "image_width": r.width,
+                "image_height": r.height,
+                "input_width": line.get("input_width", r.width),
+                "input_height": line.get("input_height", r.height),
+            }
+        )
+    predictions, parse = detections_from_responses(responses, classes, dialect=style.dialect)
+    truths = [
+        ImageAnnotations(
+            str(r.id),
+            r.quads().reshape(-1, 8),
+            [o.category for o in r.objects],
+            [int(o.difficult) for o in r.objects],
+        )
+        for r in records
+    ]
+    result = evaluate_detection(predictions, truths, classes, preset)
+    return {
+        "metric": f"AP_nc ({preset})",
+        "map": result.map,
+        "ap50": result.ap50,
+        "mf1": result.mf1,
+        "micro_f1": result.micro_f1,
+        "per_class": {
+            c.name: {"ap": c.ap[0], "f1": c.f1[0], "num_gt": c.num_gt, "num_predictions": c.num_predictions}
+            for c in result.classes
+        },
+        "parse": parse.to_dict(),
+        "counts": result.counts,
+    }
+
+
+def _grounding_scores(
+    records: Sequence[GroundingRecord], lines: Mapping[str, dict[str, Any]], style: RenderStyle
+) -> dict[str, Any]:
+    from rsmetrics.grounding import score_grounding_answers
+    from rsmetrics.parsers import Frame
+
+    answers = [lines[str(r.id)].get("prediction") for r in records]
+    frames = [
+        Frame.pixels(
+            float(lines[str(r.id)].get("input_width", r.width)), float(lines[str(r.id)].get("input_height", r.height))
+        )
+        for r in records
+    ]
+    result = score_grounding_answers(
+        answers,
+        [list(r.hbb) for r in records],
+        dialect=style.dialect,
+        frames=frames,
+        image_sizes=[(r.width, r.height) for r in records],
+        preset="rscovlm",
+        datasets=[r.source for r in records],
+    )
+    return {"metric": "Acc@0.5 (rscovlm)", **result.to_dict()}
+
+
+def _zoom_scores(records: Sequence[ZoomRecord], lines: Mapping[str, dict[str, Any]], matcher: str) -> dict[str, Any]:
+    from rsmetrics.text import lrsvqa_scores, multiple_choice_accuracy
+
+    out: dict[str, Any] = {}
+    mcq = [r for r in records if r.choices]
+    open_ended = [r for r in records if not r.choices]
+    if open_ended:
+        result = lrsvqa_scores(
+            [{"question_id": str(r.id), "category": r.category, "ground_truth": r.answer} for r in open_ended],
+            [lines[str(r.id)].get("prediction") for r in open_ended],
+            matcher=matcher,
+        )
+        out["open_ended"] = {"metric": f"LRS-VQA ({matcher})", **result.to_dict()}
+    if mcq:
+        result = multiple_choice_accuracy([lines[str(r.id)].get("prediction") for r in mcq], [r.answer for r in mcq])
+        out["multiple_choice"] = {"metric": "MCQ accuracy", **result.to_dict()}
+    zoomed = [lines[str(r.id)] for r in records if lines[str(r.id)].get("zoom")]
+    out["zoom"] = {
+        "asked": len(zoomed),
+        "zoomed": sum(1 for line in zoomed if line.get("zooms")),
+        "status": dict(Counter(str(line.get("status")) for line in zoomed)),
+    }
+    return out
+
+
+def _conversation_scores(lines: Sequence[dict[str, Any]], matcher: str) -> dict[str, Any]:
+    from rsmetrics.text import classification_accuracy, vqa_accuracy
+
+    out: dict[str, Any] = {}
+    scored = [line for line in lines if line.get("target")]
+    for task in sorted({str(line.get("task")) for line in scored}):
+        group = [line for line in scored if str(line.get("task")) == task]
+        preds = [line.get("prediction") for line in group]
+        targets = [str(line["target"]) for line in group]
+        if task == "classification":
+            result: Any = classification_accuracy(preds, targets, sorted(set(targets)))
+            out[task] = {"metric": "exact class accuracy", **result.to_dict()}
+        else:
+            result = vqa_accuracy(preds, targets, matcher=matcher)
+            out[task] = {"metric": f"VQA accuracy ({matcher})", **result.to_dict()}
+    unscored = len(lines) - len(scored)
+    if unscored:
+        out["without_reference"] = unscored
+    return out
+
+
+def score(
+    records: Sequence[Any],
+    lines: Mapping[str, dict[str, Any]],
+    *,
+    style: RenderStyle | None = None,
+    classes: Sequence[str] | None = None,
+    preset: str = "mmrotate",
+    matcher: str = "exact",
+) -> dict[str, Any]:
+    """Scores of the predicted ``records`` by family (see the module doc).
+
+    Records without a prediction line are reported as ``missing`` and left out
+    of the scores (a partial run); lines with ``error`` score as wrong answers
+    (detection: an image with no detections).
+    """
+    present = [r for r in records if str(r.id) in lines]
+    out: dict[str, Any] = {
+        "records": len(records),
+        "predicted": len(present),
+        "missing": len(records) - len(present),
+        "errors": sum(1 for r in present if lines[str(r.id)].get("error")),
+    }
+    by_family: dict[str, list[Any]] = {}
+    for r in present:
+        by_family.setdefault(r.family, []).append(r)
+    for family, group in sorted(by_family.items()):
+        family_style = style or default_style(family)
+        if family == "detection":
+            names = list(classes) if classes is not None else sorted({o.category for r in group for o in r.objects})
+            out[family] = _detection_scores(group, lines, names, family_style, preset)
+        elif family == "grounding":
+            out[family] = _grounding_scores(group, lines, family_style)
+        elif family == "zoom":
+            out[family] = _zoom_scores(group, lines, matcher)
+        else:
+            out[family] = _conversation_scores([lines[str(r.id)] for r in group], matcher)
+    return out
+
+
+def write_metrics(path: str | os.PathLike[str], metrics: Mapping[str, Any]) -> None:
+    """``metrics.json``, written atomically (numpy values converted)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {str(k): clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, float) and not np.isfinite(value):
+            return None
+        return value
+
+    atomic_write_json(path, clean(dict(metrics)))
+
+
+def open_records(
+    dataset: str | os.PathLike[str],
+    *,
+    config: str | None = None,
+    split: str = "test",
+    image_root: str | None = None,
+    limit: int | None = None,
+) -> tuple[list[EvalRecord], list[str] | None]:
+    """The records of an rsformat dataset split (the first ``limit``), and its classes if it is a detection one."""
+    from rscovlm_ref.data.dataset import RecordSource
+    from rscovlm_ref.data.mixture import DatasetSpec
+
+    spec = DatasetSpec(name=Path(str(dataset)).name or str(dataset), path=str(dataset), config=config, split=split,
+                       image_root=image_root)  # fmt: skip
+    source = RecordSource(spec, ".")
+    n = source.size if limit is None else min(limit, source.size)
+    out = []
+    for i in range(n):
+        record, cells = source.record(i)
+
+        def opener(k: int, cells: list[Any] = cells) -> Any:
+            if not 0 <= k < len(cells):
+                raise ValueError(f"the record has no image {k}")
+            return source.open_image(cells[k])
+
+        out.append(EvalRecord(record, opener))
+    classes = source.categories() if source.family == "detection" else None
+    return out, classes
+
+
+def evaluate_dataset(
+    engine: InferenceEngine,
+    dataset: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    config: str | None = None,
+    split: str = "test",
+    image_root: str | None = None,
+    limit: int | None = None,
+    frame: RenderFrame | None = None,
+    style: RenderStyle | None = None,
+    zoom: bool = True,
+    no_zoom_categories: Sequence[str] = ("count",),
+    batch_size: int = 8,
+    preset: str = "mmrotate",
+    matcher: str = "exact",
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Predict (resuming) and score one dataset split; writes ``predictions.jsonl`` and ``metrics.json``.
+
+    Returns the metrics, with the prediction report under ``"run"``.
+    """
+    entries, classes = open_records(dataset, config=config, split=split, image_root=image_root, limit=limit)
+    frame = frame or RenderFrame.smart()
+    report = predict(
+        entries,
+        engine,
+        out_dir,
+        frame=frame,
+        style=style,
+        categories=classes,
+        zoom=zoom,
+        no_zoom_categories=no_zoom_categories,
+        batch_size=batch_size,
+        total=len(entries),
+        quiet=quiet,
+    )
+    lines = read_predictions(out_dir)
+    metrics = score([e.record for e in entries], lines, style=style, classes=classes, preset=preset, matcher=matcher)
+    metrics["run"] = report.to_dict()
+    metrics["setup"] = {
+        "dataset": str(dataset),
+        "config": config,
+        "split": split,
+        "frame": frame.to_dict(),
+        "style": None if style is None else {"output": style.output, "box": style.box},
+        "zoom": zoom,
+        "max_zoom_rounds": engine.max_zoom_rounds,
+        "no_zoom_categories": list(no_zoom_categories),
+    }
+    write_metrics(Path(out_dir) / "metrics.json", metrics)
+    return metrics

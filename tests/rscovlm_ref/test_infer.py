@@ -1,0 +1,341 @@
+"""The inference engine: prompt encoding, the HF backend, the Zoom-in Chain driver, evaluation runs and scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from rscovlm_fixtures import FRAME, detection_record, zoom_record
+
+from rscovlm_ref import testing
+from rscovlm_ref.data.encode import EncodeError, chat_messages, encode_prompt, prompt_text
+from rscovlm_ref.infer.backends import GenerationRequest, HFBackend, VLLMBackend
+from rscovlm_ref.infer.engine import InferenceEngine, InferenceItem
+from rscovlm_ref.infer.evaluate import EvalRecord, predict, read_predictions, score
+from rsformat.records import DetectionObject, DetectionRecord, GroundingRecord, Message, ZoomRecord
+from rsformat.render import RenderFrame, RenderStyle, render, render_conversation, render_prompt, smart_resize
+from rsformat.tools import format_tool_call
+
+# --------------------------------------------------------------------------- prompts
+
+
+def _image(w: int, h: int, color: tuple[int, int, int] = (10, 200, 30)) -> Image.Image:
+    return Image.new("RGB", (w, h), color)
+
+
+def test_prompt_text_equals_the_stock_template_with_generation_prompt(processor: Any) -> None:
+    zoom = render_conversation(zoom_record(), FRAME, RenderStyle("plain", "hbb", tool_format="qwen")).messages
+    det = render_conversation(detection_record(), FRAME, RenderStyle("json", "quad")).messages
+    prompts = [
+        [Message.text("user", "Hi")],
+        list(det[:2]),  # system + user with an image
+        list(zoom[:4]),  # system, user, assistant tool call, user with the crop
+    ]
+    for messages in prompts:
+        chat, _ = chat_messages(messages)
+        stock = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        assert prompt_text(messages) == stock
+
+
+def test_encode_prompt_equals_the_processor(processor: Any) -> None:
+    messages = render_prompt(detection_record(), FRAME, RenderStyle("plain", "quad"))
+    image = _image(*FRAME.size(300, 200))
+    ours = encode_prompt(messages, [image], processor)
+    chat, _ = chat_messages(messages)
+    text = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    stock = processor(text=[text], images=[image], return_tensors="pt")
+    assert torch.equal(ours.input_ids, stock["input_ids"][0])
+    assert torch.equal(ours.image_grid_thw, stock["image_grid_thw"])
+    assert torch.allclose(ours.pixel_values, stock["pixel_values"])
+    assert int(ours.mm_token_type_ids.sum()) == int((stock["input_ids"] == 151655).sum())  # <|image_pad|>
+
+
+def test_prompts_are_refused_when_malformed(processor: Any) -> None:
+    with pytest.raises(EncodeError, match="empty prompt"):
+        prompt_text([])
+    with pytest.raises(EncodeError, match="must not end with an assistant"):
+        prompt_text([Message.text("user", "a"), Message.text("assistant", "b")])
+    messages = render_prompt(detection_record(), FRAME, RenderStyle("plain", "quad"))
+    with pytest.raises(EncodeError, match="shows image 0, but 0 images"):
+        encode_prompt(messages, [], processor)
+
+
+def test_render_prompt_is_the_training_prefix() -> None:
+    style = RenderStyle("plain", "hbb", tool_format="qwen")
+    for record in (zoom_record(), detection_record()):
+        full = render(record, FRAME, style)
+        prompt = render_prompt(record, FRAME, style)
+        assert full[: len(prompt)] == prompt and full[len(prompt)].role == "assistant"
+    # a benchmark question has no regions: with zoom on it still gets the chain's prompt, as trained
+    bench = ZoomRecord("q", "lrs", "test", "a.png", 4000, 3000, question="Q?", answer="A", category="color")
+    prompt = render_prompt(bench, FRAME, style)
+    trained = render(zoom_record(), FRAME, style)
+    assert [m.role for m in prompt] == ["system", "user"] and prompt[0] == trained[0]
+    assert prompt[1].content[0].type == "image"
+    assert prompt[1].text_content == "Q?\nZoom in to the region of interest and answer the question."
+    assert render_prompt(bench, FRAME, RenderStyle(zoom=False))[0].text_content == "Q?"
+
+
+# --------------------------------------------------------------------------- HF backend
+
+
+def test_hf_backend_batched_answers_equal_one_by_one(processor: Any, tiny_config: Any) -> None:
+    model = testing.tiny_qwen25vl(seed=0, attn_implementation="sdpa", config=tiny_config)
+    requests = [
+        GenerationRequest(render_prompt(detection_record(), FRAME, RenderStyle("plain", "quad")), [_image(224, 140)]),
+        GenerationRequest([Message.text("user", "What is shown in this picture of a harbour?")], []),
+        GenerationRequest(
+            render_prompt(zoom_record(), FRAME, RenderStyle(tool_format="qwen")), [_image(224, 168, (200, 0, 0))]
+        ),
+    ]
+    batched = HFBackend(model, processor, max_new_tokens=12, batch_size=3).generate(requests)
+    single = [HFBackend(model, processor, max_new_tokens=12, batch_size=1).generate([r])[0] for r in requests]
+    assert batched == single
+    assert all(isinstance(t, str) and t for t in batched)
+
+
+def test_vllm_backend_explains_when_vllm_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vllm" else real(name, *a))
+    with pytest.raises(RuntimeError, match="needs the vllm package"):
+        VLLMBackend("some/checkpoint")
+
+
+def test_vllm_request_keeps_image_sizes_and_order() -> None:
+    a, b = _image(224, 168), _image(112, 84)
+    messages = render_conversation(zoom_record(), FRAME, RenderStyle(tool_format="qwen")).messages[:4]
+    entry = VLLMBackend.request_input(GenerationRequest(messages, [a, b]))
+    assert entry["prompt"].endswith("<|im_start|>assistant\n") and entry["prompt"].count("<|image_pad|>") == 2
+    assert entry["multi_modal_data"]["image"] == [a, b]
+    # bounds that smart_resize maps both sizes onto themselves
+    low, high = entry["mm_processor_kwargs"]["min_pixels"], entry["mm_processor_kwargs"]["max_pixels"]
+    assert (low, high) == (112 * 84, 224 * 168)
+    for im in (a, b):
+        assert smart_resize(im.height, im.width, 28, low, high) == (im.height, im.width)
+
+
+# --------------------------------------------------------------------------- zoom chain driver
+
+
+def _call(bbox: list[int]) -> str:
+    return format_tool_call("image_zoom_in", {"bbox": bbox})
+
+
+class Scripted:
+    """Answers by a rule on the request; records every request."""
+
+    def __init__(self, rule: Any) -> None:
+        self.rule = rule
+        self.requests: list[GenerationRequest] = []
+        self.calls = 0
+
+    def generate(self, requests: list[GenerationRequest]) -> list[str]:
+        self.calls += 1
+        self.requests.extend(requests)
+        return [self.rule(r) for r in requests]
+
+
+def _gradient(w: int, h: int) -> Image.Image:
+    yy, xx = np.mgrid[0:h, 0:w]
+    return Image.fromarray(np.stack([xx % 256, yy % 256, (xx // 256 + 7 * (yy // 256)) % 256], -1).astype(np.uint8))
+
+
+def _zoom_item(item_id: str, image: Image.Image, frame: RenderFrame = FRAME) -> InferenceItem:
+    rec = ZoomRecord(item_id, "lrs", "test", "x.png", image.width, image.height, question="What is it?")
+    return InferenceItem(item_id, render_prompt(rec, frame, RenderStyle(tool_format="qwen")), [image], frame, zoom=True)
+
+
+def test_zoom_crops_the_original_image_of_each_item() -> None:
+    big = _gradient(2000, 1000)
+    other = Image.new("RGB", (2000, 1000), (255, 0, 255))  # same size, one colour: a mix-up would show
+    backend = Scripted(lambda r: "done" if len(r.images) == 2 else _call([56, 28, 112, 56]))
+    answers = InferenceEngine(backend).run([_zoom_item("a", big), _zoom_item("b", other)])
+    assert backend.calls == 2  # round 1: both items together; round 2: both crops together
+    a, b = answers
+    # by hand: smart_resize(1000, 2000) in 112^2..224^2: beta = sqrt(2e6 / 50176) = 6.3135,
+    # h = floor(1000 / beta / 28) * 28 = 140, w = floor(2000 / beta / 28) * 28 = 308
+    assert a.input_size == (308, 140)
+    # x1 = floor(56 * 2000 / 308) = 363, y1 = floor(28 * 1000 / 140) = 200,
+    # x2 = ceil(112 * 2000 / 308) = 728, y2 = ceil(56 * 1000 / 140) = 400
+    assert a.zooms == b.zooms == [(363, 200, 728, 400)]
+    crop_a, crop_b = backend.requests[2].images[1], backend.requests[3].images[1]
+    # the 365x200 region of the ORIGINAL pixels, smart-resized: beta = sqrt(365 * 200 / 50176) = 1.2062,
+    # h = floor(200 / beta / 28) * 28 = 140, w = floor(365 / beta / 28) * 28 = 280
+    assert crop_a.size == (280, 140)
+    expected = big.crop((363, 200, 728, 400)).resize((280, 140), Image.Resampling.BICUBIC)
+    assert np.array_equal(np.asarray(crop_a), np.asarray(expected))
+    assert (np.asarray(crop_b) == [255, 0, 255]).all()
+    # the second-round prompt is the training chain: the call, then the crop with the training text
+    second = backend.requests[2].messages
+    assert [m.role for m in second] == ["system", "user", "assistant", "user"]
+    assert second[2].text_content == _call([56, 28, 112, 56])
+    assert second[3].content[0].image == 1 and second[3].text_content.startswith("Here's the zoomed-in image.")
+    assert a.text == "done" and a.status == "ok" and len(a.turns) == 2
+
+
+def test_zoom_round_limit_and_invalid_calls_are_counted() -> None:
+    image = _gradient(800, 600)
+    always = Scripted(lambda r: "Looking. " + _call([10, 10, 60, 60]) + " then")
+    engine = InferenceEngine(always, max_zoom_rounds=2)
+    answer = engine.run([_zoom_item("a", image)])[0]
+    assert always.calls == 3 and len(answer.zooms) == 2
+    assert answer.status == "zoom_limit" and answer.text == "Looking.  then"
+    assert engine.stats == {"items": 1, "zooms": 2, "zoom_limit": 1}
+
+    bad = Scripted(
+        lambda r: (
+            "A"
+            if len(r.images) == 2
+            else '<tool_call>\n{"name": "image_zoom_in", "arguments": {"bbox": [5, 5, 1]}}\n</tool_call>'
+        )
+    )
+    engine = InferenceEngine(bad)
+    answer = engine.run([_zoom_item("b", image)])[0]
+    assert answer.status == "zoom_invalid" and answer.text == "A"
+    assert answer.zooms == [(0, 0, 800, 600)]  # the whole image comes back
+    assert "bbox" in answer.problems[0]
+    outside = Scripted(lambda r: "B" if len(r.images) == 2 else _call([500, 10, 600, 60]))
+    answer = InferenceEngine(outside).run([_zoom_item("c", image)])[0]
+    assert answer.status == "zoom_invalid" and "outside" in answer.problems[0]
+
+    # no zoom allowed: a tool call is just text, and the backend is asked once
+    plain = Scripted(lambda r: _call([1, 1, 5, 5]))
+    item = _zoom_item("d", image)
+    item.zoom = False
+    answer = InferenceEngine(plain).run([item])[0]
+    assert plain.calls == 1 and answer.zooms == [] and answer.text == _call([1, 1, 5, 5])
+
+
+# --------------------------------------------------------------------------- predict and score
+
+
+def _det_records() -> list[DetectionRecord]:
+    boat = DetectionObject.from_quad("ship", [100, 100, 200, 100, 200, 150, 100, 150])
+    plane = DetectionObject.from_quad("plane", [300, 300, 400, 300, 400, 400, 300, 400])
+    return [
+        DetectionRecord("i0", "dota", "val", "i0.png", 560, 560, (boat, plane)),
+        DetectionRecord("i1", "dota", "val", "i1.png", 560, 420, (boat,)),
+        DetectionRecord("i2", "dota", "val", "i2.png", 420, 560, ()),
+    ]
+
+
+def _entries(records: list[Any], broken: set[str] = frozenset()) -> list[EvalRecord]:
+    def opener(record: Any) -> Any:
+        def open_image(k: int) -> Any:
+            if record.id in broken:
+                raise EncodeError(f"cannot read image {record.image!r}")
+            return _gradient(record.width, record.height)
+
+        return open_image
+
+    return [EvalRecord(r, opener(r)) for r in records]
+
+
+def _truth_answer(records: list[Any], frame: RenderFrame, style: RenderStyle, categories: Any = None) -> Any:
+    """A backend that answers each prompt with the record's own rendered answer (a perfect model).
+
+    Records are told apart by prompt and input image size (the tests give them different sizes).
+    """
+    by_prompt = {}
+    for r in records:
+        msgs = render(r, frame, style, categories=categories)
+        key = json.dumps([[m.text_content for m in msgs[:-1]], frame.size(r.width, r.height)])
+        assert key not in by_prompt
+        by_prompt[key] = msgs[-1].text_content
+
+    def rule(request: GenerationRequest) -> str:
+        return by_prompt[json.dumps([[m.text_content for m in request.messages], request.images[0].size])]
+
+    return rule
+
+
+def test_detection_run_scores_a_perfect_and_a_half_model(tmp_path: Path) -> None:
+    records = _det_records()
+    frame = RenderFrame.smart(112 * 112, 224 * 224)
+    style = RenderStyle("plain", "quad")
+    classes = ["plane", "ship"]
+    perfect = Scripted(_truth_answer(records, frame, style, classes))
+    report = predict(
+        _entries(records), InferenceEngine(perfect), tmp_path / "p", frame=frame, categories=classes, quiet=True
+    )
+    assert report.written == 3 and report.errors == {}
+    # every prompt asks for both classes, also on the empty image
+    assert all("find the plane, ship" in r.messages[-1].text_content for r in perfect.requests)
+    metrics = score(records, read_predictions(tmp_path / "p"), classes=classes)
+    assert metrics["detection"]["map"] == pytest.approx(1.0) and metrics["detection"]["mf1"] == pytest.approx(1.0)
+
+    # a model that finds nothing but the ships: plane AP 0, ship AP 1 -> mAP 0.5; plane F1 0, ship F1 1
+    def ships(request: GenerationRequest) -> str:
+        text = _truth_answer(records, frame, style, classes)(request)
+        return "\n".join(line for line in text.splitlines() if line.endswith("ship")) or "There are none."
+
+    ships_only = Scripted(ships)
+    predict(_entries(records), InferenceEngine(ships_only), tmp_path / "s", frame=frame, categories=classes, quiet=True)
+    det = score(records, read_predictions(tmp_path / "s"), classes=classes)["detection"]
+    assert det["per_class"]["plane"]["ap"] == 0.0 and det["per_class"]["ship"]["ap"] == pytest.approx(1.0)
+    assert det["map"] == pytest.approx(0.5) and det["mf1"] == pytest.approx(0.5)
+
+
+def test_predict_resumes_after_a_kill_and_counts_bad_records(tmp_path: Path) -> None:
+    records = [
+        ZoomRecord(f"STAR_{i}", "lrs", "test", f"{i}.png", 900, 700, question=f"Q{i}?", answer=ans, category=cat)
+        for i, (ans, cat) in enumerate([("red", "color"), ("3", "count"), ("yes", "status"), ("plane", "category")])
+    ]
+    frame = RenderFrame.smart(112 * 112, 224 * 224)
+    answers = {"Q0?": "Red.", "Q1?": "3", "Q2?": "no", "Q3?": "plane"}
+
+    def rule(r: GenerationRequest) -> str:
+        question = r.messages[1].text_content if r.messages[0].role == "system" else r.messages[0].text_content
+        if len(r.images) == 1 and r.messages[0].role == "system":
+            return _call([0, 0, 56, 56])
+        return answers[question.split("\n")[0]]
+
+    out = tmp_path / "run"
+    first = Scripted(rule)
+    report = predict(_entries(records[:2]), InferenceEngine(first), out, frame=frame, batch_size=1, quiet=True)
+    assert report.written == 2
+    path = out / "predictions.jsonl"
+    # a kill mid-write leaves half a line behind
+    with path.open("a") as fh:
+        fh.write('{"id": "STAR_2", "predic')
+    again = Scripted(rule)
+    report = predict(
+        _entries(records, broken={"STAR_3"}), InferenceEngine(again), out, frame=frame, batch_size=2, quiet=True
+    )
+    assert (report.skipped_done, report.written, report.truncated_lines) == (2, 2, 1)
+    assert report.errors == {"EncodeError": 1}
+    lines = read_predictions(out)
+    assert sorted(lines) == ["STAR_0", "STAR_1", "STAR_2", "STAR_3"]
+    assert lines["STAR_3"]["prediction"] is None and "cannot read image" in lines["STAR_3"]["error"]
+    # counting questions are asked without zooming (as trained); the others zoom once
+    assert lines["STAR_1"]["zoom"] is False and lines["STAR_0"]["zooms"] == [[0, 0, 200, 200]]
+    m = score(records, lines)
+    zoom = m["zoom"]["open_ended"]
+    # by hand: 900x700 is shown at 252x196, so [0, 0, 56, 56] is [0, 0, 200, 200] in original pixels;
+    # STAR_0 "Red." == "red" after normalisation, STAR_1 right, STAR_2 wrong, STAR_3 unreadable (wrong)
+    assert zoom["num_total"] == 4 and zoom["overall_accuracy"] == pytest.approx(0.5)
+    assert m["errors"] == 1 and m["missing"] == 0
+
+
+def test_grounding_scores_by_hand(tmp_path: Path) -> None:
+    recs = [
+        GroundingRecord("g0", "dior_rsvg", "test", "a.png", 800, 800, "the red car", (100.0, 100.0, 300.0, 300.0)),
+        GroundingRecord("g1", "dior_rsvg", "test", "b.png", 800, 800, "the ship", (400.0, 400.0, 600.0, 600.0)),
+    ]
+    frame = RenderFrame.smart(112 * 112, 224 * 224)  # 800x800 -> 224x224: one unit is 800/224 pixels
+    replies = {"red car": "28,28,84,84 the red car", "ship": "112,112,140,140 the ship"}
+
+    def rule(r: GenerationRequest) -> str:
+        return next(v for k, v in replies.items() if k in r.messages[-1].text_content)
+
+    predict(_entries(recs), InferenceEngine(Scripted(rule)), tmp_path, frame=frame, quiet=True)
+    m = score(recs, read_predictions(tmp_path))["grounding"]
+    # g0: (28..84)*800/224 = 100..300 exactly, IoU 1; g1: 400..500 vs 400..600, IoU 0.25 -> wrong
+    assert m["accuracy"]["0.5"] == pytest.approx(0.5)
