@@ -73,3 +73,13 @@ def detection(image_root: Path) -> Rendered:
 @pytest.fixture(scope="session")
 def detection_plain(image_root: Path) -> Rendered:
     return rendered(detection_record(), image_root, RenderStyle("plain", "hbb"))
+
+
+@pytest.fixture(scope="session")
+def example_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The CPU example's converted synthetic datasets (rsformat), written once per session."""
+    from rscovlm_ref.example import prepare_example
+
+    out = tmp_path_factory.mktemp("example")
+    prepare_example(out, quiet=True)
+    return out

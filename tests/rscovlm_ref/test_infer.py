@@ -339,3 +339,49 @@ def test_grounding_scores_by_hand(tmp_path: Path) -> None:
     m = score(recs, read_predictions(tmp_path))["grounding"]
     # g0: (28..84)*800/224 = 100..300 exactly, IoU 1; g1: 400..500 vs 400..600, IoU 0.25 -> wrong
     assert m["accuracy"]["0.5"] == pytest.approx(0.5)
+
+
+def test_resuming_with_another_setup_is_refused(tmp_path: Path) -> None:
+    from rscovlm_ref.infer.evaluate import SetupMismatchError
+
+    records = _det_records()[:1]
+    frame = RenderFrame.smart(112 * 112, 224 * 224)
+    engine = InferenceEngine(Scripted(lambda r: "There are none."))
+    predict(_entries(records), engine, tmp_path, frame=frame, setup={"model": "a"}, quiet=True)
+    again = predict(_entries(records), engine, tmp_path, frame=frame, setup={"model": "a"}, quiet=True)
+    assert again.skipped_done == 1 and again.written == 0
+    with pytest.raises(SetupMismatchError, match=r"differs in \['model'\]"):
+        predict(_entries(records), engine, tmp_path, frame=frame, setup={"model": "b"}, quiet=True)
+    fresh = predict(_entries(records), engine, tmp_path, frame=frame, setup={"model": "b"}, overwrite=True, quiet=True)
+    assert fresh.written == 1 and fresh.skipped_done == 0
+
+
+def test_cli_eval_runs_resumes_and_refuses_a_retrained_model(
+    tmp_path: Path, example_data: Path, processor: Any, tiny_config: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rscovlm_ref.cli import main
+
+    ckpt = tmp_path / "ckpt"
+    model = testing.tiny_qwen25vl(seed=0, attn_implementation="sdpa", config=tiny_config)
+    model.save_pretrained(ckpt)
+    processor.save_pretrained(ckpt)
+    out = tmp_path / "eval"
+    args = ["eval", str(ckpt), str(example_data / "dataset"), "--config", "lrs_vqa", "--split", "test",
+            "--out", str(out), "--limit", "3", "--max-new-tokens", "6", "--min-pixels", "12544",
+            "--max-pixels", "50176", "--batch-size", "2"]  # fmt: skip
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "3/3 records predicted" in text and "zoom LRS-VQA (exact)" in text
+    lines = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(lines) == 3 and all(x["family"] == "zoom" and x["target"] for x in lines)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["zoom"]["open_ended"]["num_total"] == 3 and metrics["setup"]["config"] == "lrs_vqa"
+
+    assert main(args) == 0
+    assert "0 now, 3 from an earlier run" in capsys.readouterr().out
+    # retrained: the weights change, the old predictions must not be resumed
+    model.save_pretrained(ckpt)
+    assert main(args) == 2
+    assert "another setup" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+    assert "3 now, 0 from an earlier run" in capsys.readouterr().out

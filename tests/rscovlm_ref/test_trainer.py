@@ -23,7 +23,6 @@ from rscovlm_ref.data.collate import collate_packed, collate_padded
 from rscovlm_ref.data.dataset import MixtureDataset
 from rscovlm_ref.data.encode import IGNORE_INDEX
 from rscovlm_ref.data.mixture import ConfigError, MixtureConfig
-from rscovlm_ref.example import prepare_example
 from rscovlm_ref.train.config import TrainConfig, load_train_config
 from rscovlm_ref.train.deepspeed import check_deepspeed_config, write_deepspeed_config, zero_config
 from rscovlm_ref.train.run import build_trainer
@@ -31,13 +30,6 @@ from rscovlm_ref.train.trainer import losses_from_log, param_groups, selective_l
 
 CONFIGS = Path(__file__).resolve().parents[2] / "rscovlm_ref" / "configs"
 PIXELS = 112 * 112
-
-
-@pytest.fixture(scope="session")
-def example_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("example")
-    prepare_example(out, quiet=True)
-    return out
 
 
 def _mixture() -> MixtureConfig:

@@ -79,7 +79,7 @@ def _eval(args: argparse.Namespace) -> int:
         engine, args.dataset, args.out, config=args.config, split=args.split, image_root=args.image_root,
         limit=args.limit, frame=frame, style=style, zoom=not args.no_zoom,
         no_zoom_categories=tuple(args.no_zoom_category), batch_size=args.batch_size, preset=args.preset,
-        matcher=args.matcher,
+        matcher=args.matcher, model=args.model, overwrite=args.overwrite,
     )  # fmt: skip
     print(_summary(metrics, time.perf_counter() - start, args.out))
     return 0
@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--limit", type=int, default=None, help="only the first N records")
     e.add_argument("--preset", default="mmrotate", help="detection protocol: mmrotate (AP_nc), dota or coco")
     e.add_argument("--matcher", default="exact", help="VQA / LRS-VQA answer matcher (exact, wordnet...)")
+    e.add_argument("--overwrite", action="store_true", help="start again instead of resuming --out")
     e.set_defaults(func=_eval)
     p = sub.add_parser("prepare-example", help="write and convert the synthetic data of the CPU example")
     p.add_argument("out")
@@ -166,10 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "no_zoom_category", "unset") is None:
         args.no_zoom_category = ["count"]
     from rscovlm_ref.data.mixture import ConfigError
+    from rscovlm_ref.infer.evaluate import SetupMismatchError
 
     try:
         return int(args.func(args))
-    except (ConfigError, FileNotFoundError, RuntimeError) as err:
+    except (ConfigError, FileNotFoundError, RuntimeError, SetupMismatchError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

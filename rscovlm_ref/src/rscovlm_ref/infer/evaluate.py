@@ -56,11 +56,62 @@ from rsformat.records import ConversationRecord, DetectionRecord, GroundingRecor
 from rsformat.render import RenderFrame, RenderStyle, render, render_prompt
 from rsmetrics.io._common import atomic_write_json, atomic_write_text
 
-__all__ = ["EvalRecord", "PredictReport", "default_style", "predict", "read_predictions", "score"]
+__all__ = [
+    "EvalRecord",
+    "PredictReport",
+    "SetupMismatchError",
+    "default_style",
+    "evaluate_dataset",
+    "model_fingerprint",
+    "open_records",
+    "predict",
+    "read_predictions",
+    "score",
+]
 
 logger = logging.getLogger(__name__)
 
 PREDICTIONS_NAME = "predictions.jsonl"
+SETUP_NAME = "setup.json"
+
+
+class SetupMismatchError(ValueError):
+    """Existing predictions were made by another model or setup: resuming would mix two runs."""
+
+
+def model_fingerprint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What identifies a checkpoint folder cheaply: its path and its weight files' sizes and mtimes.
+
+    A Hub id (not a folder) is identified by its name.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        return {"model": str(path)}
+    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+    return {
+        "model": str(folder.resolve()),
+        "weights": {f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in files},
+    }
+
+
+def _check_setup(out: Path, setup: Mapping[str, Any] | None, overwrite: bool) -> None:
+    predictions, saved = out / PREDICTIONS_NAME, out / SETUP_NAME
+    if overwrite:
+        for f in (predictions, saved):
+            f.unlink(missing_ok=True)
+    if setup is None:
+        return
+    current = json.loads(json.dumps(dict(setup), default=str))
+    if predictions.is_file() and saved.is_file():
+        before = json.loads(saved.read_text(encoding="utf-8"))
+        if before != current:
+            changed = sorted(k for k in set(before) | set(current) if before.get(k) != current.get(k))
+            raise SetupMismatchError(
+                f"{predictions} holds predictions of another setup (differs in {changed}); "
+                "use another output folder, or overwrite to start again"
+            )
+        return
+    atomic_write_json(saved, current)
 
 
 def default_style(family: str) -> RenderStyle:
@@ -177,6 +228,8 @@ def predict(
     batch_size: int = 8,
     total: int | None = None,
     quiet: bool = False,
+    setup: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> PredictReport:
     """Answer every record not yet in ``out_dir/predictions.jsonl`` (see the module doc).
 
@@ -191,11 +244,16 @@ def predict(
         batch_size: Records per engine call.
         total: Number of records, for the progress bar.
         quiet: No progress bar.
+        setup: What the predictions depend on (model fingerprint, frame, style...),
+            kept in ``setup.json``; resuming with another setup raises
+            :class:`SetupMismatchError` instead of mixing two runs.
+        overwrite: Start again: existing predictions are removed.
     """
     if batch_size <= 0:
         raise ValueError(f"Expected a positive batch_size, but got {batch_size}")
     path = Path(out_dir) / PREDICTIONS_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
+    _check_setup(path.parent, setup, overwrite)
     done, truncated = _read_lines(path)
     report = PredictReport(str(path), truncated_lines=truncated)
     errors: Counter[str] = Counter()
@@ -501,13 +559,28 @@ def evaluate_dataset(
     preset: str = "mmrotate",
     matcher: str = "exact",
     quiet: bool = False,
+    model: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Predict (resuming) and score one dataset split; writes ``predictions.jsonl`` and ``metrics.json``.
 
-    Returns the metrics, with the prediction report under ``"run"``.
+    ``model`` (the checkpoint) is fingerprinted into the run's setup, so a
+    rerun after retraining refuses to resume old predictions (``overwrite``
+    starts again). Returns the metrics, with the prediction report under ``"run"``.
     """
     entries, classes = open_records(dataset, config=config, split=split, image_root=image_root, limit=limit)
     frame = frame or RenderFrame.smart()
+    setup = {
+        **(model_fingerprint(model) if model is not None else {}),
+        "dataset": str(Path(str(dataset)).resolve()) if not str(dataset).startswith("hf://") else str(dataset),
+        "config": config,
+        "split": split,
+        "frame": frame.to_dict(),
+        "style": None if style is None else {"output": style.output, "box": style.box},
+        "zoom": zoom,
+        "max_zoom_rounds": engine.max_zoom_rounds,
+        "no_zoom_categories": list(no_zoom_categories),
+    }
     report = predict(
         entries,
         engine,
@@ -520,19 +593,12 @@ def evaluate_dataset(
         batch_size=batch_size,
         total=len(entries),
         quiet=quiet,
+        setup=setup,
+        overwrite=overwrite,
     )
     lines = read_predictions(out_dir)
     metrics = score([e.record for e in entries], lines, style=style, classes=classes, preset=preset, matcher=matcher)
     metrics["run"] = report.to_dict()
-    metrics["setup"] = {
-        "dataset": str(dataset),
-        "config": config,
-        "split": split,
-        "frame": frame.to_dict(),
-        "style": None if style is None else {"output": style.output, "box": style.box},
-        "zoom": zoom,
-        "max_zoom_rounds": engine.max_zoom_rounds,
-        "no_zoom_categories": list(no_zoom_categories),
-    }
+    metrics["setup"] = setup
     write_metrics(Path(out_dir) / "metrics.json", metrics)
     return metrics
