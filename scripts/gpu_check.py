@@ -15,6 +15,11 @@ with a few encoded image+text samples of different lengths, in bf16:
    real tokens per second, for each available attention implementation.
 3. **Liger** (only if ``liger-kernel`` is installed): loss parity and step time
    with and without its kernels.
+4. **Inference.** The HF backend on the GPU (fp32): batched answers must equal
+   one-by-one answers; with vLLM installed, the same prompts through
+   :class:`~rscovlm_ref.infer.backends.VLLMBackend` on the saved tiny model
+   (agreement with HF reported, not required: random weights have near-tied
+   logits) and the time of both.
 
 Prints a table; exits 1 when a parity check fails, 2 when there is no CUDA GPU
 (with a clear message, before touching anything heavy). Heavy imports are
@@ -231,6 +236,57 @@ def liger_rows(
     return [(name, loss, t, ok) for name, loss, t in rows]
 
 
+def inference_rows(processor: Any, config: Any, state: dict[str, Any], n: int) -> list[tuple[str, str, float, bool]]:
+    """(check, detail, seconds, ok) rows of the inference checks (see the module doc, item 4)."""
+    import tempfile
+
+    from PIL import Image
+
+    from rscovlm_ref import testing
+    from rscovlm_ref.infer.backends import GenerationRequest, HFBackend
+    from rsformat.records import ContentPart, Message
+
+    model = testing.tiny_qwen25vl(seed=0, attn_implementation="sdpa", config=config)
+    model.load_state_dict(state)
+    model = model.to(DEVICE).float()
+    requests = [
+        GenerationRequest(
+            [Message("user", (ContentPart("image", image=0), ContentPart("text", text=f"Describe region {i}.")))],
+            [Image.new("RGB", (224 + 28 * (i % 3), 224), (40 * i % 255, 120, 30))],
+        )
+        for i in range(n)
+    ]
+    rows = []
+    sync()
+    t0 = time.perf_counter()
+    batched = HFBackend(model, processor, max_new_tokens=16, batch_size=n).generate(requests)
+    sync()
+    t_batched = time.perf_counter() - t0
+    single = [HFBackend(model, processor, max_new_tokens=16, batch_size=1).generate([r])[0] for r in requests]
+    same = batched == single
+    rows.append(("HF batched == one by one", f"{sum(a == b for a, b in zip(batched, single))}/{n}", t_batched, same))
+    if importlib.util.find_spec("vllm") is None:
+        print("vllm is not installed: vLLM rows skipped (pip install vllm, in its own environment)")
+        return rows
+    from rscovlm_ref.infer.backends import VLLMBackend
+
+    with tempfile.TemporaryDirectory() as folder:
+        model.save_pretrained(folder)
+        processor.save_pretrained(folder)
+        try:
+            engine = VLLMBackend(folder, max_new_tokens=16, max_images=1, max_model_len=4096, dtype="float32",
+                                 gpu_memory_utilization=0.3, enforce_eager=True)  # fmt: skip
+            t0 = time.perf_counter()
+            answers = engine.generate(requests)
+            t_vllm = time.perf_counter() - t0
+        except Exception as err:  # report, do not hide: the row says what failed
+            rows.append(("vLLM backend", f"failed: {type(err).__name__}: {err}"[:200], 0.0, False))
+            return rows
+    agree = sum(a == b for a, b in zip(answers, batched))
+    rows.append(("vLLM backend runs; agreement with HF", f"{agree}/{n}", t_vllm, len(answers) == n))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--samples", type=int, default=12)
@@ -280,6 +336,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name} | {loss:.5f} | {t * 1e3:.1f} | {'yes' if ok else 'NO'} |")
     else:
         print("\nliger-kernel is not installed: Liger rows skipped")
+
+    print("\n| inference | detail | s | ok |\n|---|---|---:|---|")
+    for name, detail, t, ok in inference_rows(processor, config, state, min(args.samples, 8)):
+        failed |= not ok
+        print(f"| {name} | {detail} | {t:.2f} | {'yes' if ok else 'NO'} |")
 
     print("\nPARITY FAILED" if failed else "\nall parity checks passed")
     return 1 if failed else 0

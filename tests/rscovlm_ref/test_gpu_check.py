@@ -29,3 +29,20 @@ def test_gpu_check_imports_are_lazy() -> None:
         (n.module or "").split(".")[0] for n in top if isinstance(n, ast.ImportFrom)
     }
     assert not names & {"torch", "transformers", "rscovlm_ref", "flash_attn", "liger_kernel", "numpy", "PIL"}
+
+
+def test_gpu_check_inference_rows_run_on_cpu(
+    monkeypatch: pytest.MonkeyPatch, processor: object, tiny_config: object
+) -> None:
+    import importlib.util
+
+    from rscovlm_ref import testing
+
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "DEVICE", "cpu")
+    state = testing.tiny_qwen25vl(seed=0, config=tiny_config).state_dict()
+    rows = module.inference_rows(processor, tiny_config, state, 3)
+    assert rows[0][0] == "HF batched == one by one" and rows[0][1] == "3/3" and rows[0][3] is True
