@@ -144,8 +144,8 @@ def section(r: dict[str, object]) -> str:
             "",
             f"Items that zoomed: {r['zoomed']}/{r['items']}; gave the trained answer: {r['answered']}/{r['items']}; "
             f"engine counts {r['engine']}. Identical answers, turns and crops in both runs: **{r['same']}** "
-            "(greedy decoding with left padding). On a GPU the gap widens with batch size; the same engine drives "
-            "vLLM (`VLLMBackend`), whose continuous batching RSCoVLM could not use for zooming (its loop was HF-only).",
+            "(greedy decoding with left padding). Measured on a CPU only; the same engine drives vLLM "
+            "(`VLLMBackend`), which RSCoVLM could not use for zooming (its loop was HF-only).",
             end,
         ]
     )
