@@ -385,3 +385,48 @@ def test_cli_eval_runs_resumes_and_refuses_a_retrained_model(
     assert "another setup" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0
     assert "3 now, 0 from an earlier run" in capsys.readouterr().out
+
+
+def test_sharded_evaluation_equals_one_process(
+    tmp_path: Path,
+    example_data: Path,
+    processor: Any,
+    tiny_config: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from rscovlm_ref.cli import main
+
+    ckpt = tmp_path / "ckpt"
+    testing.tiny_qwen25vl(seed=0, attn_implementation="sdpa", config=tiny_config).save_pretrained(ckpt)
+    processor.save_pretrained(ckpt)
+
+    def args(out: Path) -> list[str]:
+        return ["eval", str(ckpt), str(example_data / "dataset"), "--config", "lrs_vqa", "--split", "test",
+                "--out", str(out), "--limit", "5", "--max-new-tokens", "6", "--min-pixels", "12544",
+                "--max-pixels", "50176"]  # fmt: skip
+
+    assert main(args(tmp_path / "one")) == 0
+    capsys.readouterr()
+    sharded = tmp_path / "sharded"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert main(args(sharded)) == 0
+    assert "shard 1 of 2 done (2 records now)" in capsys.readouterr().out  # positions 1 and 3
+    assert not (sharded / "metrics.json").exists()
+    monkeypatch.setenv("RANK", "0")
+    assert main(args(sharded)) == 0
+    assert "5/5 records predicted" in capsys.readouterr().out  # the last shard scores all
+    assert sorted(p.name for p in sharded.glob("predictions*")) == [
+        "predictions-00000-of-00002.jsonl",
+        "predictions-00001-of-00002.jsonl",
+    ]
+    one, both = read_predictions(tmp_path / "one"), read_predictions(sharded)
+    assert {k: v["prediction"] for k, v in one.items()} == {k: v["prediction"] for k, v in both.items()}
+    m1 = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    m2 = json.loads((sharded / "metrics.json").read_text())
+    assert m1["zoom"] == m2["zoom"]
+    # one process resumes the sharded run: nothing left to answer
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert main(args(sharded)) == 0
+    assert "0 now, 5 from an earlier run" in capsys.readouterr().out

@@ -9,6 +9,7 @@ Usage::
     rscovlm-ref eval outputs/cpu_example/final outputs/cpu_example_data/dataset --config dota --split val \
         --out outputs/eval/dota                                                  # AP_nc, mF1
     rscovlm-ref eval CHECKPOINT LRS_VQA_DATASET --backend vllm --out outputs/eval/lrsvqa  # Zoom-in Chain
+    torchrun --nproc_per_node 8 -m rscovlm_ref.cli eval CHECKPOINT DATASET --out DIR     # one shard per GPU
 
 Multi-GPU / multi-node: ``torchrun --nproc_per_node 8 --nnodes 4 ... -m rscovlm_ref.cli train CONFIG``
 (or the ``deepspeed`` launcher); the data order is sharded by rank.
@@ -81,6 +82,14 @@ def _eval(args: argparse.Namespace) -> int:
         no_zoom_categories=tuple(args.no_zoom_category), batch_size=args.batch_size, preset=args.preset,
         matcher=args.matcher, model=args.model, overwrite=args.overwrite,
     )  # fmt: skip
+    if not metrics["complete"]:
+        k, n = metrics["shard"]
+        print(
+            f"shard {k} of {n} done ({metrics['run']['written']} records now); {metrics['predicted']}/"
+            f"{metrics['records']} answered so far: the last shard to finish writes {args.out}/metrics.json "
+            "(or rerun this command once all are done)"
+        )
+        return 0
     print(_summary(metrics, time.perf_counter() - start, args.out))
     return 0
 

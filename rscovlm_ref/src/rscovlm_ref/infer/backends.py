@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -100,14 +101,18 @@ class HFBackend:
         max_pixels: int = 1008 * 1008,
         **kwargs: Any,
     ) -> HFBackend:
-        """Load a checkpoint (a trained ``final/`` folder, or a Hub id already in the cache)."""
+        """Load a checkpoint (a trained ``final/`` folder, or a Hub id already in the cache).
+
+        ``device`` defaults to ``cuda:$LOCAL_RANK`` when a GPU is present, else the CPU.
+        """
         import torch
         from transformers import Qwen2_5_VLForConditionalGeneration
 
         from rscovlm_ref.testing import ImageOnlyQwen2_5_VLProcessor
         from rscovlm_ref.train.deepspeed import resolve_attn_implementation
 
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        # under torchrun each process takes its own GPU
+        device = device or (f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu")
         if dtype == "auto":
             torch_dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         else:

@@ -94,20 +94,38 @@ def model_fingerprint(path: str | os.PathLike[str]) -> dict[str, Any]:
     }
 
 
-def _check_setup(out: Path, setup: Mapping[str, Any] | None, overwrite: bool) -> None:
-    predictions, saved = out / PREDICTIONS_NAME, out / SETUP_NAME
+def predictions_path(out_dir: str | os.PathLike[str], shard: tuple[int, int] = (0, 1)) -> Path:
+    """``predictions.jsonl``, or ``predictions-K-of-N.jsonl`` for shard ``K`` of ``N``."""
+    index, count = shard
+    if count == 1:
+        return Path(out_dir) / PREDICTIONS_NAME
+    return Path(out_dir) / f"predictions-{index:05d}-of-{count:05d}.jsonl"
+
+
+def _prediction_files(out: Path) -> list[Path]:
+    return sorted(out.glob("predictions*.jsonl"))
+
+
+def _check_setup(path: Path, setup: Mapping[str, Any] | None, overwrite: bool, count: int) -> None:
+    out, saved = path.parent, path.parent / SETUP_NAME
     if overwrite:
-        for f in (predictions, saved):
-            f.unlink(missing_ok=True)
+        # this shard's file, and files of another shard count (no rank of this run writes those);
+        # the other shards of this run remove their own
+        own = predictions_path(out, (0, count)).name if count == 1 else f"-of-{count:05d}.jsonl"
+        for f in _prediction_files(out):
+            if f == path or not f.name.endswith(own):
+                f.unlink(missing_ok=True)
+        if not _prediction_files(out):
+            saved.unlink(missing_ok=True)
     if setup is None:
         return
     current = json.loads(json.dumps(dict(setup), default=str))
-    if predictions.is_file() and saved.is_file():
+    if _prediction_files(out) and saved.is_file() and not overwrite:
         before = json.loads(saved.read_text(encoding="utf-8"))
         if before != current:
             changed = sorted(k for k in set(before) | set(current) if before.get(k) != current.get(k))
             raise SetupMismatchError(
-                f"{predictions} holds predictions of another setup (differs in {changed}); "
+                f"{out} holds predictions of another setup (differs in {changed}); "
                 "use another output folder, or overwrite to start again"
             )
         return
@@ -183,8 +201,12 @@ def build_item(
     return InferenceItem(str(record.id), messages, images, frame, zoom=wants_zoom)
 
 
-def _read_lines(path: Path) -> tuple[dict[str, dict[str, Any]], int]:
-    """Complete prediction lines by id (the last of a duplicated id wins), and how many were cut short."""
+def _read_lines(path: Path, repair: bool = True) -> tuple[dict[str, dict[str, Any]], int]:
+    """Complete prediction lines by id (the last of a duplicated id wins), and how many were cut short.
+
+    ``repair``: rewrite the file without a last line cut by a kill (only for
+    the file this process writes: another rank may be appending to its own).
+    """
     done: dict[str, dict[str, Any]] = {}
     truncated = 0
     if not path.is_file():
@@ -204,15 +226,20 @@ def _read_lines(path: Path) -> tuple[dict[str, dict[str, Any]], int]:
             raise ValueError(f"{path}: line {i + 1} is not JSON (the file is damaged, not cut short)") from None
         done[str(entry["id"])] = entry
         kept.append(line)
-    if truncated:
+    if truncated and repair:
         atomic_write_text(path, "".join(k + "\n" for k in kept))
     return done, truncated
 
 
 def read_predictions(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
-    """The prediction lines of a ``predictions.jsonl`` (or its folder), by record id."""
+    """The prediction lines of a ``predictions.jsonl``, or of every ``predictions*.jsonl`` of a folder (shards)."""
     p = Path(path)
-    return _read_lines(p / PREDICTIONS_NAME if p.is_dir() else p)[0]
+    if not p.is_dir():
+        return _read_lines(p)[0]
+    merged: dict[str, dict[str, Any]] = {}
+    for f in _prediction_files(p):
+        merged.update(_read_lines(f, repair=False)[0])
+    return merged
 
 
 def predict(
@@ -230,6 +257,7 @@ def predict(
     quiet: bool = False,
     setup: Mapping[str, Any] | None = None,
     overwrite: bool = False,
+    shard: tuple[int, int] = (0, 1),
 ) -> PredictReport:
     """Answer every record not yet in ``out_dir/predictions.jsonl`` (see the module doc).
 
@@ -248,13 +276,22 @@ def predict(
             kept in ``setup.json``; resuming with another setup raises
             :class:`SetupMismatchError` instead of mixing two runs.
         overwrite: Start again: existing predictions are removed.
+        shard: ``(K, N)``: answer only the records at positions ``K, K + N, ...``
+            into ``predictions-K-of-N.jsonl`` (one process per GPU, see
+            :func:`evaluate_dataset`).
     """
     if batch_size <= 0:
         raise ValueError(f"Expected a positive batch_size, but got {batch_size}")
-    path = Path(out_dir) / PREDICTIONS_NAME
+    index, count = shard
+    if not 0 <= index < count:
+        raise ValueError(f"Expected a shard (K, N) with 0 <= K < N, but got {shard}")
+    path = predictions_path(out_dir, shard)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _check_setup(path.parent, setup, overwrite)
+    _check_setup(path, setup, overwrite, count)
     done, truncated = _read_lines(path)
+    for other in _prediction_files(path.parent):  # answered by an earlier run with another shard count
+        if other != path:
+            done = {**_read_lines(other, repair=False)[0], **done}
     report = PredictReport(str(path), truncated_lines=truncated)
     errors: Counter[str] = Counter()
     bar = None
@@ -302,7 +339,9 @@ def predict(
 
     with path.open("a", encoding="utf-8") as fh:
         batch: list[tuple[EvalRecord, InferenceItem | None, str | None]] = []
-        for entry in records:
+        for position, entry in enumerate(records):
+            if position % count != index:
+                continue
             report.records += 1
             if str(entry.record.id) in done:
                 report.skipped_done += 1
@@ -561,15 +600,24 @@ def evaluate_dataset(
     quiet: bool = False,
     model: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Predict (resuming) and score one dataset split; writes ``predictions.jsonl`` and ``metrics.json``.
 
     ``model`` (the checkpoint) is fingerprinted into the run's setup, so a
     rerun after retraining refuses to resume old predictions (``overwrite``
     starts again). Returns the metrics, with the prediction report under ``"run"``.
+
+    Data parallel: ``shard=(K, N)`` (default: ``RANK`` and ``WORLD_SIZE`` of the
+    environment, as ``torchrun`` sets them) answers every ``N``-th record into
+    its own file. No process waits for another: whichever finds every record
+    answered when it finishes scores them and writes ``metrics.json`` (several
+    may, with the same result); the others return ``{"complete": False, ...}``.
     """
     entries, classes = open_records(dataset, config=config, split=split, image_root=image_root, limit=limit)
     frame = frame or RenderFrame.smart()
+    if shard is None:
+        shard = (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
     setup = {
         **(model_fingerprint(model) if model is not None else {}),
         "dataset": str(Path(str(dataset)).resolve()) if not str(dataset).startswith("hf://") else str(dataset),
@@ -595,9 +643,15 @@ def evaluate_dataset(
         quiet=quiet,
         setup=setup,
         overwrite=overwrite,
+        shard=shard,
     )
     lines = read_predictions(out_dir)
+    missing = sum(1 for e in entries if str(e.record.id) not in lines)
+    if missing:
+        return {"complete": False, "records": len(entries), "predicted": len(entries) - missing,
+                "shard": list(shard), "run": report.to_dict()}  # fmt: skip
     metrics = score([e.record for e in entries], lines, style=style, classes=classes, preset=preset, matcher=matcher)
+    metrics["complete"] = True
     metrics["run"] = report.to_dict()
     metrics["setup"] = setup
     write_metrics(Path(out_dir) / "metrics.json", metrics)
