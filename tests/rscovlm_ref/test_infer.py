@@ -430,3 +430,35 @@ def test_sharded_evaluation_equals_one_process(
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert main(args(sharded)) == 0
     assert "0 now, 5 from an earlier run" in capsys.readouterr().out
+
+
+def test_patch_detections_merge_into_task1_files(tmp_path: Path) -> None:
+    from rscovlm_ref.infer.evaluate import write_merged_task1
+
+    # a 1000x600 image cut into two 600x600 patches at x = 0 and x = 400; the ship lies in both
+    plane = DetectionObject.from_quad("plane", [100, 100, 200, 100, 200, 150, 100, 150])
+    ship_left = DetectionObject.from_quad("ship", [450, 300, 550, 300, 550, 350, 450, 350])
+    ship_right = DetectionObject.from_quad("ship", [50, 300, 150, 300, 150, 350, 50, 350])
+    patches = [
+        DetectionRecord("P0001__600__0___0", "dota", "test", "a.png", 600, 600, (plane, ship_left)),
+        DetectionRecord("P0001__600__400___0", "dota", "test", "b.png", 600, 600, (ship_right,)),
+    ]
+    frame, style, classes = RenderFrame.pixels(600, 600), RenderStyle("plain", "quad"), ["plane", "ship"]
+    answers = {r.id: render(r, frame, style, categories=classes)[-1].text_content for r in patches}
+    engine = InferenceEngine(
+        Scripted(lambda r: answers[next(iter(answers)) if r.images[0].getpixel((0, 0))[0] == 0 else list(answers)[1]])
+    )
+    entries = [
+        EvalRecord(patches[0], lambda k: Image.new("RGB", (600, 600), (0, 0, 0))),
+        EvalRecord(patches[1], lambda k: Image.new("RGB", (600, 600), (9, 9, 9))),
+    ]
+    predict(entries, engine, tmp_path, frame=frame, categories=classes, quiet=True)
+    info = write_merged_task1(patches, read_predictions(tmp_path), classes, tmp_path / "task1")
+    assert (info["patches"], info["images"], info["detections_before_nms"], info["detections"]) == (2, 1, 3, 2)
+    ship = (tmp_path / "task1" / "Task1_ship.txt").read_text().split()
+    plane_line = (tmp_path / "task1" / "Task1_plane.txt").read_text().split()
+    # the ship once, at its full-image place (patch 1's copy is 400 px to the right of its patch coordinates)
+    assert ship[0] == "P0001" and [float(v) for v in ship[2:]] == [450, 300, 550, 300, 550, 350, 450, 350]
+    assert len(ship) == 10 and [float(v) for v in plane_line[2:]] == [100, 100, 200, 100, 200, 150, 100, 150]
+    with pytest.raises(ValueError, match="needs split patches"):
+        write_merged_task1(_det_records(), {r.id: {"prediction": ""} for r in _det_records()}, classes, tmp_path / "x")

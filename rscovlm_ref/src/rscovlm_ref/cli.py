@@ -80,7 +80,7 @@ def _eval(args: argparse.Namespace) -> int:
         engine, args.dataset, args.out, config=args.config, split=args.split, image_root=args.image_root,
         limit=args.limit, frame=frame, style=style, zoom=not args.no_zoom,
         no_zoom_categories=tuple(args.no_zoom_category), batch_size=args.batch_size, preset=args.preset,
-        matcher=args.matcher, model=args.model, overwrite=args.overwrite,
+        matcher=args.matcher, model=args.model, overwrite=args.overwrite, merge_patches=args.merge_patches,
     )  # fmt: skip
     if not metrics["complete"]:
         k, n = metrics["shard"]
@@ -102,11 +102,19 @@ def _summary(metrics: dict, elapsed: float, out: str) -> str:
         f"engine {run['engine']})"
     ]
     det = metrics.get("detection")
-    if det:
+    if det and "note" in det:
+        lines.append(f"detection: {det['note']}")
+    elif det:
         lines.append(
             f"detection {det['metric']}: mAP {100 * det['map']:.2f}  mF1 {100 * det['mf1']:.2f}  "
             f"(parsed {det['parse']['boxes']} boxes, {det['parse']['unparsed_candidates']} unreadable, "
             f"unknown labels {det['parse']['unknown_labels']})"
+        )
+    merged = metrics.get("merged")
+    if merged:
+        lines.append(
+            f"merged {merged['patches']} patches into {merged['images']} images: {merged['detections']} detections "
+            f"({merged['detections_before_nms']} before NMS), {merged['files']} Task1 files in {merged['task1_dir']}"
         )
     grd = metrics.get("grounding")
     if grd:
@@ -167,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--preset", default="mmrotate", help="detection protocol: mmrotate (AP_nc), dota or coco")
     e.add_argument("--matcher", default="exact", help="VQA / LRS-VQA answer matcher (exact, wordnet...)")
     e.add_argument("--overwrite", action="store_true", help="start again instead of resuming --out")
+    e.add_argument("--merge-patches", action="store_true",
+                   help="detection on split patches: merge into full images, write DOTA Task1 files to OUT/task1")  # fmt: skip
     e.set_defaults(func=_eval)
     p = sub.add_parser("prepare-example", help="write and convert the synthetic data of the CPU example")
     p.add_argument("out")
@@ -176,11 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "no_zoom_category", "unset") is None:
         args.no_zoom_category = ["count"]
     from rscovlm_ref.data.mixture import ConfigError
-    from rscovlm_ref.infer.evaluate import SetupMismatchError
 
     try:
         return int(args.func(args))
-    except (ConfigError, FileNotFoundError, RuntimeError, SetupMismatchError) as err:
+    except (ConfigError, FileNotFoundError, RuntimeError, ValueError) as err:  # SetupMismatchError is one
         print(f"error: {err}", file=sys.stderr)
         return 2
 

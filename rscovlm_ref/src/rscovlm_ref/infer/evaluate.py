@@ -61,12 +61,14 @@ __all__ = [
     "PredictReport",
     "SetupMismatchError",
     "default_style",
+    "detections_of",
     "evaluate_dataset",
     "model_fingerprint",
     "open_records",
     "predict",
     "read_predictions",
     "score",
+    "write_merged_task1",
 ]
 
 logger = logging.getLogger(__name__)
@@ -374,15 +376,10 @@ def predict(
 # --------------------------------------------------------------------------- scoring
 
 
-def _detection_scores(
-    records: Sequence[DetectionRecord],
-    lines: Mapping[str, dict[str, Any]],
-    classes: Sequence[str],
-    style: RenderStyle,
-    preset: str,
-) -> dict[str, Any]:
-    from rsmetrics.detection.evaluate import evaluate_detection
-    from rsmetrics.detection.types import ImageAnnotations
+def detections_of(
+    records: Sequence[DetectionRecord], lines: Mapping[str, dict[str, Any]], classes: Sequence[str], style: RenderStyle
+) -> tuple[list[Any], Any]:
+    """The predicted detections (original pixels, no scores) of detection records, and the parse report."""
     from rsmetrics.detection.vlm import detections_from_responses
 
     responses = []
@@ -398,7 +395,68 @@ def _detection_scores(
                 "input_height": line.get("input_height", r.height),
             }
         )
-    predictions, parse = detections_from_responses(responses, classes, dialect=style.dialect)
+    return detections_from_responses(responses, classes, dialect=style.dialect)
+
+
+def write_merged_task1(
+    records: Sequence[DetectionRecord],
+    lines: Mapping[str, dict[str, Any]],
+    classes: Sequence[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    style: RenderStyle | None = None,
+    iou_threshold: float = 0.1,
+) -> dict[str, Any]:
+    """Merge patch detections into their full images and write DOTA Task1 submission files.
+
+    The records must be split patches named ``<image>__<size or rate>__<x>___<y>``
+    (rsformat's and mmrotate's splitters). Boxes are moved to full-image pixels
+    and de-duplicated per class by polygon NMS (:func:`rsmetrics.merge.merge_patch_detections`;
+    a VLM gives no scores, so every detection scores 1 and earlier patches win
+    ties); ``Task1_<class>.txt`` is written for every class (atomically), as
+    the DOTA evaluation server expects.
+
+    Raises:
+        ValueError: a record id that is not a patch name.
+    """
+    from rsmetrics.io.dota import write_task1
+    from rsmetrics.merge import merge_patch_detections, parse_patch_name
+
+    for r in records:
+        try:
+            parse_patch_name(str(r.id))
+        except ValueError as err:
+            raise ValueError(f"--merge-patches needs split patches; record {r.id!r}: {err}") from None
+    patches, _ = detections_of(records, lines, classes, style or default_style("detection"))
+    merged = merge_patch_detections(patches, iou_threshold=iou_threshold)
+    files = write_task1(merged, out_dir, classes)
+    return {
+        "task1_dir": str(out_dir),
+        "files": len(files),
+        "images": len(merged),
+        "patches": len(patches),
+        "detections_before_nms": int(sum(len(p) for p in patches)),
+        "detections": int(sum(len(m) for m in merged)),
+    }
+
+
+def _detection_scores(
+    records: Sequence[DetectionRecord],
+    lines: Mapping[str, dict[str, Any]],
+    classes: Sequence[str],
+    style: RenderStyle,
+    preset: str,
+) -> dict[str, Any]:
+    from rsmetrics.detection.evaluate import evaluate_detection
+    from rsmetrics.detection.types import ImageAnnotations
+
+    predictions, parse = detections_of(records, lines, classes, style)
+    if not any(r.objects for r in records):
+        return {
+            "metric": f"AP_nc ({preset})",
+            "note": "no ground-truth object in these records (a test split?): nothing to score",
+            "parse": parse.to_dict(),
+        }
     truths = [
         ImageAnnotations(
             str(r.id),
@@ -601,6 +659,7 @@ def evaluate_dataset(
     model: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     shard: tuple[int, int] | None = None,
+    merge_patches: bool = False,
 ) -> dict[str, Any]:
     """Predict (resuming) and score one dataset split; writes ``predictions.jsonl`` and ``metrics.json``.
 
@@ -613,6 +672,10 @@ def evaluate_dataset(
     its own file. No process waits for another: whichever finds every record
     answered when it finishes scores them and writes ``metrics.json`` (several
     may, with the same result); the others return ``{"complete": False, ...}``.
+
+    ``merge_patches`` (detection on split patches): also merge the patches'
+    detections into full images and write DOTA Task1 files to ``out_dir/task1``
+    (:func:`write_merged_task1`), the test-server submission.
     """
     entries, classes = open_records(dataset, config=config, split=split, image_root=image_root, limit=limit)
     frame = frame or RenderFrame.smart()
@@ -651,6 +714,11 @@ def evaluate_dataset(
         return {"complete": False, "records": len(entries), "predicted": len(entries) - missing,
                 "shard": list(shard), "run": report.to_dict()}  # fmt: skip
     metrics = score([e.record for e in entries], lines, style=style, classes=classes, preset=preset, matcher=matcher)
+    if merge_patches:
+        if classes is None:
+            raise ValueError("--merge-patches is for detection datasets")
+        detections = [e.record for e in entries]
+        metrics["merged"] = write_merged_task1(detections, lines, classes, Path(out_dir) / "task1", style=style)
     metrics["complete"] = True
     metrics["run"] = report.to_dict()
     metrics["setup"] = setup
