@@ -445,9 +445,8 @@ def test_patch_detections_merge_into_task1_files(tmp_path: Path) -> None:
     ]
     frame, style, classes = RenderFrame.pixels(600, 600), RenderStyle("plain", "quad"), ["plane", "ship"]
     answers = {r.id: render(r, frame, style, categories=classes)[-1].text_content for r in patches}
-    engine = InferenceEngine(
-        Scripted(lambda r: answers[next(iter(answers)) if r.images[0].getpixel((0, 0))[0] == 0 else list(answers)[1]])
-    )
+    by_colour = {0: answers[patches[0].id], 9: answers[patches[1].id]}  # the patches' images differ in colour
+    engine = InferenceEngine(Scripted(lambda r: by_colour[r.images[0].getpixel((0, 0))[0]]))
     entries = [
         EvalRecord(patches[0], lambda k: Image.new("RGB", (600, 600), (0, 0, 0))),
         EvalRecord(patches[1], lambda k: Image.new("RGB", (600, 600), (9, 9, 9))),
