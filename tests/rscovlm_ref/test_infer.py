@@ -238,20 +238,32 @@ def _entries(records: list[Any], broken: set[str] = frozenset()) -> list[EvalRec
     return [EvalRecord(r, opener(r)) for r in records]
 
 
-def _truth_answer(records: list[Any], frame: RenderFrame, style: RenderStyle, categories: Any = None) -> Any:
-    """A backend that answers each prompt with the record's own rendered answer (a perfect model).
+def _truth_answer(
+    entries: list[EvalRecord], frame: RenderFrame, style: RenderStyle, categories: Any = None, *, first: bool = False
+) -> Any:
+    """A backend rule that answers each prompt with its record's own rendered answer (a perfect model).
 
-    Records are told apart by prompt and input image size (the tests give them different sizes).
+    Records are told apart by their prompt and the pixels of the image the model is shown; records
+    that cannot be told apart raise, or (``first``) all get the first one's answer.
     """
+    import hashlib
+
+    from rscovlm_ref.infer.engine import show_image
+
+    def key(texts: list[str], image: Image.Image) -> str:
+        return json.dumps(texts) + hashlib.sha256(image.tobytes()).hexdigest() + str(image.size)
+
     by_prompt = {}
-    for r in records:
-        msgs = render(r, frame, style, categories=categories)
-        key = json.dumps([[m.text_content for m in msgs[:-1]], frame.size(r.width, r.height)])
-        assert key not in by_prompt
-        by_prompt[key] = msgs[-1].text_content
+    for e in entries:
+        msgs = render(e.record, frame, style, categories=categories)
+        k = key([m.text_content for m in msgs[:-1]], show_image(e.open_image(0), frame))
+        if k in by_prompt and first:
+            continue
+        assert k not in by_prompt, f"{e.record.id}: two records the rule cannot tell apart"
+        by_prompt[k] = msgs[-1].text_content
 
     def rule(request: GenerationRequest) -> str:
-        return by_prompt[json.dumps([[m.text_content for m in request.messages], request.images[0].size])]
+        return by_prompt[key([m.text_content for m in request.messages], request.images[0])]
 
     return rule
 
@@ -261,7 +273,7 @@ def test_detection_run_scores_a_perfect_and_a_half_model(tmp_path: Path) -> None
     frame = RenderFrame.smart(112 * 112, 224 * 224)
     style = RenderStyle("plain", "quad")
     classes = ["plane", "ship"]
-    perfect = Scripted(_truth_answer(records, frame, style, classes))
+    perfect = Scripted(_truth_answer(_entries(records), frame, style, classes))
     report = predict(
         _entries(records), InferenceEngine(perfect), tmp_path / "p", frame=frame, categories=classes, quiet=True
     )
@@ -272,8 +284,10 @@ def test_detection_run_scores_a_perfect_and_a_half_model(tmp_path: Path) -> None
     assert metrics["detection"]["map"] == pytest.approx(1.0) and metrics["detection"]["mf1"] == pytest.approx(1.0)
 
     # a model that finds nothing but the ships: plane AP 0, ship AP 1 -> mAP 0.5; plane F1 0, ship F1 1
+    truth = _truth_answer(_entries(records), frame, style, classes)
+
     def ships(request: GenerationRequest) -> str:
-        text = _truth_answer(records, frame, style, classes)(request)
+        text = truth(request)
         return "\n".join(line for line in text.splitlines() if line.endswith("ship")) or "There are none."
 
     ships_only = Scripted(ships)
@@ -371,7 +385,7 @@ def test_cli_eval_runs_resumes_and_refuses_a_retrained_model(
             "--max-pixels", "50176", "--batch-size", "2"]  # fmt: skip
     assert main(args) == 0
     text = capsys.readouterr().out
-    assert "3/3 records predicted" in text and "zoom LRS-VQA (exact)" in text
+    assert "3/3 records predicted" in text and "LRS-VQA OA: " in text
     lines = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(lines) == 3 and all(x["family"] == "zoom" and x["target"] for x in lines)
     metrics = json.loads((out / "metrics.json").read_text())
@@ -385,6 +399,18 @@ def test_cli_eval_runs_resumes_and_refuses_a_retrained_model(
     assert "another setup" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0
     assert "3 now, 0 from an earlier run" in capsys.readouterr().out
+
+    # the same model through a suite file (relative paths resolve next to it)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        f"model: ckpt\nout: suite_out\nmin_pixels: 12544\nmax_pixels: 50176\nmax_new_tokens: 6\nbenchmarks:\n"
+        f"  - {{name: lrs, dataset: {example_data / 'dataset'}, config: lrs_vqa, limit: 2}}\n"
+    )
+    assert main(["eval-suite", str(suite)]) == 0
+    assert "| lrs | LRS-VQA OA |" in capsys.readouterr().out
+    assert (tmp_path / "suite_out" / "summary.md").is_file() and (
+        tmp_path / "suite_out" / "lrs" / "metrics.json"
+    ).is_file()
 
 
 def test_sharded_evaluation_equals_one_process(
@@ -461,3 +487,76 @@ def test_patch_detections_merge_into_task1_files(tmp_path: Path) -> None:
     assert len(ship) == 10 and [float(v) for v in plane_line[2:]] == [100, 100, 200, 100, 200, 150, 100, 150]
     with pytest.raises(ValueError, match="needs split patches"):
         write_merged_task1(_det_records(), {r.id: {"prediction": ""} for r in _det_records()}, classes, tmp_path / "x")
+
+
+# --------------------------------------------------------------------------- suites
+
+
+def test_suite_config_errors_name_the_benchmark_and_field(tmp_path: Path) -> None:
+    from rscovlm_ref.data.mixture import ConfigError
+    from rscovlm_ref.infer.suite import SuiteConfig, load_suite
+
+    base = {"model": "m", "out": "o", "benchmarks": [{"name": "a", "dataset": "d"}]}
+    cases = [
+        (
+            {"benchmarks": [{"name": "a", "dataset": "d", "frame": 1}]},
+            r"benchmarks\[0\] \(a\): unknown field\(s\) \['frame'\]",
+        ),
+        ({"benchmarks": [{"name": "a"}]}, r"benchmarks\[0\] \(a\): `dataset` is required"),
+        ({"benchmarks": [{"name": "a", "dataset": "d"}, {"name": "a", "dataset": "e"}]}, "names must differ"),
+        ({"benchmarks": [{"name": "a", "dataset": "d", "style": "fancy"}]}, r"\(a\): Expected a style like"),
+        ({"benchmarks": [{"name": "a", "dataset": "d", "min_pixels": 9, "max_pixels": 4}]}, "is above `max_pixels`"),
+        ({"backend": "tgi"}, "`backend` must be 'hf' or 'vllm'"),
+        ({"benchmarks": []}, "non-empty list"),
+    ]
+    for change, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            SuiteConfig.from_dict({**base, **change}, source="s.yaml")
+    # shared defaults reach every benchmark unless it sets its own
+    suite = SuiteConfig.from_dict({**base, "max_pixels": 50176, "benchmarks": [
+        {"name": "a", "dataset": "d"}, {"name": "b", "dataset": "d", "max_pixels": 12544, "min_pixels": 12544}]})  # fmt: skip
+    assert [b.max_pixels for b in suite.benchmarks] == [50176, 12544]
+    (tmp_path / "s.yaml").write_text("model: m\nout: o\nbenchmarks:\n  - {name: a, dataset: data/x}\n")
+    loaded = load_suite(tmp_path / "s.yaml")
+    assert loaded.benchmarks[0].dataset == str(tmp_path / "data" / "x") and loaded.out == str(tmp_path / "o")
+    assert loaded.model == "m"  # not a folder next to the suite: a Hub id, left as it is
+
+
+def test_suite_runs_every_benchmark_with_one_backend_and_tabulates(tmp_path: Path, example_data: Path) -> None:
+    from rscovlm_ref.infer.evaluate import open_records
+    from rscovlm_ref.infer.suite import SuiteConfig, run_suite
+
+    dataset = str(example_data / "dataset")
+    frame = RenderFrame.smart(12544, 50176)
+    grounding, _ = open_records(dataset, config="refgeo", split="train", limit=6)
+    # the synthetic refGeo data asks "the small vehicle on the right" twice on two images (records 0 / 1
+    # and 4 / 5, disjoint boxes): one answer per prompt and image can be right for only one of each pair
+    truth = _truth_answer(grounding, frame, RenderStyle("plain", "hbb"), first=True)
+
+    def rule(r: GenerationRequest) -> str:
+        if r.messages[0].role == "system" and "image_zoom_in" in r.messages[0].text_content:
+            return _call([0, 0, 56, 56]) if len(r.images) == 1 else "harbor"
+        if "How many" in r.messages[-1].text_content:
+            return "harbor"
+        return truth(r)
+
+    suite = SuiteConfig.from_dict({
+        "model": "scripted", "out": str(tmp_path / "out"), "min_pixels": 12544, "max_pixels": 50176,
+        "benchmarks": [
+            {"name": "lrs", "dataset": dataset, "config": "lrs_vqa", "split": "test"},
+            {"name": "refgeo", "dataset": dataset, "config": "refgeo", "split": "train", "limit": 6},
+        ],
+    })  # fmt: skip
+    backend = Scripted(rule)
+    result = run_suite(suite, backend=backend, quiet=True)
+    table = (tmp_path / "out" / "summary.md").read_text()
+    # by hand: "harbor" is right for STAR_0, STAR_2, STAR_4 of the 7 questions: OA 3/7; categories
+    # "object category" 3/6 and "count" 0/1: AA 0.25. Grounding: records 1 and 5 get their twin's box, 4/6.
+    assert "| lrs | LRS-VQA OA | 42.86 | 7 | 0 |" in table
+    assert "| lrs | LRS-VQA AA | 25.00 | 7 | 0 |" in table
+    assert "| refgeo | Acc@0.5 | 66.67 | 6 | 0 |" in table
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["benchmarks"]["refgeo"]["headline"]["Acc@0.5"] == pytest.approx(4 / 6)
+    assert (tmp_path / "out" / "lrs" / "metrics.json").is_file() and result["results"]["lrs"]["complete"]
+    # the zoom questions zoomed (6), the counting one did not
+    assert result["results"]["lrs"]["zoom"]["zoom"]["zoomed"] == 6

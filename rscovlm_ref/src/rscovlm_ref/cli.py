@@ -10,6 +10,7 @@ Usage::
         --out outputs/eval/dota                                                  # AP_nc, mF1
     rscovlm-ref eval CHECKPOINT LRS_VQA_DATASET --backend vllm --out outputs/eval/lrsvqa  # Zoom-in Chain
     torchrun --nproc_per_node 8 -m rscovlm_ref.cli eval CHECKPOINT DATASET --out DIR     # one shard per GPU
+    rscovlm-ref eval-suite suite.yaml          # several benchmarks, one model load, summary.md
 
 Multi-GPU / multi-node: ``torchrun --nproc_per_node 8 --nnodes 4 ... -m rscovlm_ref.cli train CONFIG``
 (or the ``deepspeed`` launcher); the data order is sharded by rank.
@@ -95,20 +96,21 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _summary(metrics: dict, elapsed: float, out: str) -> str:
+    from rscovlm_ref.infer.suite import headline
+
     run = metrics["run"]
     lines = [
         f"{metrics['predicted']}/{metrics['records']} records predicted in {elapsed:.1f} s "
         f"({run['written']} now, {run['skipped_done']} from an earlier run; errors {run['errors'] or 0}; "
         f"engine {run['engine']})"
     ]
+    lines += [f"{name}: {'n/a' if value is None else f'{100 * value:.2f}'}" for name, value in headline(metrics)]
     det = metrics.get("detection")
-    if det and "note" in det:
-        lines.append(f"detection: {det['note']}")
-    elif det:
+    if det:
+        parse = det["parse"]
         lines.append(
-            f"detection {det['metric']}: mAP {100 * det['map']:.2f}  mF1 {100 * det['mf1']:.2f}  "
-            f"(parsed {det['parse']['boxes']} boxes, {det['parse']['unparsed_candidates']} unreadable, "
-            f"unknown labels {det['parse']['unknown_labels']})"
+            f"detection parsing: {parse['boxes']} boxes, {parse['unparsed_candidates']} unreadable, "
+            f"unknown labels {parse['unknown_labels']}" + (f"; {det['note']}" if "note" in det else "")
         )
     merged = metrics.get("merged")
     if merged:
@@ -116,21 +118,22 @@ def _summary(metrics: dict, elapsed: float, out: str) -> str:
             f"merged {merged['patches']} patches into {merged['images']} images: {merged['detections']} detections "
             f"({merged['detections_before_nms']} before NMS), {merged['files']} Task1 files in {merged['task1_dir']}"
         )
-    grd = metrics.get("grounding")
-    if grd:
-        lines.append(f"grounding {grd['metric']}: {grd.get('accuracy')}")
     zoom = metrics.get("zoom")
     if zoom:
-        for key in ("open_ended", "multiple_choice"):
-            if key in zoom:
-                z = zoom[key]
-                lines.append(f"zoom {z['metric']}: {z.get('overall_accuracy', z.get('accuracy'))}")
         lines.append(f"zoom chain: {zoom['zoom']}")
-    for name, value in metrics.get("conversation", {}).items():
-        if isinstance(value, dict):
-            lines.append(f"{name} {value['metric']}: {value.get('accuracy', value.get('overall_accuracy'))}")
-    lines.append(f"written: {out}/predictions.jsonl, {out}/metrics.json")
+    lines.append(f"written: {out}/predictions*.jsonl, {out}/metrics.json")
     return "\n".join(lines)
+
+
+def _suite(args: argparse.Namespace) -> int:
+    from rscovlm_ref.infer.suite import load_suite, run_suite
+
+    suite = load_suite(args.suite)
+    start = time.perf_counter()
+    result = run_suite(suite, overwrite=args.overwrite)
+    print(f"\n{result['table']}\n\n{len(suite.benchmarks)} benchmarks in {time.perf_counter() - start:.1f} s; "
+          f"written: {suite.out}/summary.md, {suite.out}/summary.json")  # fmt: skip
+    return 0
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -178,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--merge-patches", action="store_true",
                    help="detection on split patches: merge into full images, write DOTA Task1 files to OUT/task1")  # fmt: skip
     e.set_defaults(func=_eval)
+    u = sub.add_parser("eval-suite", help="evaluate several benchmarks with one model load (a YAML suite)")
+    u.add_argument("suite")
+    u.add_argument("--overwrite", action="store_true", help="start every benchmark again instead of resuming")
+    u.set_defaults(func=_suite)
     p = sub.add_parser("prepare-example", help="write and convert the synthetic data of the CPU example")
     p.add_argument("out")
     p.add_argument("--seed", type=int, default=0)
