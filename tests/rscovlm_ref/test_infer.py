@@ -560,3 +560,105 @@ def test_suite_runs_every_benchmark_with_one_backend_and_tabulates(tmp_path: Pat
     assert (tmp_path / "out" / "lrs" / "metrics.json").is_file() and result["results"]["lrs"]["complete"]
     # the zoom questions zoomed (6), the counting one did not
     assert result["results"]["lrs"]["zoom"]["zoom"]["zoomed"] == 6
+
+
+# --------------------------------------------------------------------------- predictor
+
+
+def _x_coded(width: int, height: int) -> Image.Image:
+    """Red channel = x // 4: the top-left pixel of a window tells where the window starts."""
+    xx = np.broadcast_to(np.arange(width)[None, :], (height, width))
+    return Image.fromarray(np.stack([xx // 4, np.full_like(xx, 90), np.full_like(xx, 40)], -1).astype(np.uint8))
+
+
+def test_detect_tiles_a_large_image_and_merges_the_windows(tmp_path: Path) -> None:
+    from rscovlm_ref.infer.predictor import Predictor, draw_detections
+
+    # 1000 x 600 image, windows of 600 with a 200 overlap: x = 0 and x = 400 (sliding_windows).
+    # A ship at [450, 300, 550, 350] (full image) is seen by both windows, a plane at [100, 100, 200, 150]
+    # only by the first. The scripted model answers each window in its own frame (its input size).
+    full_objects = {
+        0: [("plane", (100, 100, 200, 150)), ("ship", (450, 300, 550, 350))],
+        400: [("ship", (450, 300, 550, 350))],
+    }
+
+    def rule(r: GenerationRequest) -> str:
+        shown = r.images[0]
+        x0 = 0 if shown.getpixel((0, 0))[0] < 50 else 400
+        sx, sy = shown.width / 600, shown.height / 600
+        lines = []
+        for label, (x1, y1, x2, y2) in full_objects[x0]:
+            q = [x1 - x0, y1, x2 - x0, y1, x2 - x0, y2, x1 - x0, y2]
+            lines.append(",".join(str(round(v * (sx if i % 2 == 0 else sy))) for i, v in enumerate(q)) + f" {label}")
+        return "\n".join(lines)
+
+    backend = Scripted(rule)
+    predictor = Predictor(backend, min_pixels=112 * 112, max_pixels=224 * 224)
+    out = predictor.detect(_x_coded(1000, 600), ["plane", "ship"], patch_size=600, gap=200)
+    assert out.windows == [(0, 0), (400, 0)] and backend.calls == 1  # both windows in one batch
+    assert all("find the plane, ship" in req.messages[-1].text_content for req in backend.requests)
+    dets = out.detections
+    assert sorted(dets.labels) == ["plane", "ship"]  # the ship once: the second copy fell to NMS
+    # 600 px shown at 224 px: one frame unit is 600 / 224 = 2.68 px, so rounding moves a corner <= 1.34 px
+    boxes = {label: np.asarray(box) for label, box in zip(dets.labels, dets.boxes)}
+    np.testing.assert_allclose(boxes["ship"].reshape(4, 2).min(0), [450, 300], atol=1.4)
+    np.testing.assert_allclose(boxes["ship"].reshape(4, 2).max(0), [550, 350], atol=1.4)
+    np.testing.assert_allclose(boxes["plane"].reshape(4, 2).min(0), [100, 100], atol=1.4)
+    plot = draw_detections(_x_coded(1000, 600), dets.boxes, list(dets.labels), tmp_path / "dets.png")
+    drawn = np.asarray(Image.open(plot).convert("RGB"))
+    assert drawn.shape == (600, 1000, 3)
+    assert not np.array_equal(drawn, np.asarray(_x_coded(1000, 600)))
+    # a small image is not tiled
+    assert predictor.detect(_x_coded(500, 400), ["ship"], patch_size=600).windows == [(0, 0)]
+    with pytest.raises(ValueError, match="at least one class"):
+        predictor.detect(_x_coded(500, 400), [])
+    empty = draw_detections(_x_coded(50, 40), np.zeros((0, 8)), [], tmp_path / "empty.png")
+    assert np.array_equal(np.asarray(Image.open(empty).convert("RGB")), np.asarray(_x_coded(50, 40)))
+
+
+def test_ask_zooms_into_the_original_and_ground_maps_back(tmp_path: Path) -> None:
+    from rscovlm_ref.infer.predictor import Predictor
+
+    backend = Scripted(lambda r: "Red" if len(r.images) == 2 else _call([0, 0, 56, 56]))
+    predictor = Predictor(backend, min_pixels=112 * 112, max_pixels=224 * 224)
+    path = tmp_path / "scene.png"
+    _gradient(900, 700).save(path)
+    answer = predictor.ask(path, "What color is the roof?", zoom=True)
+    # 900x700 is shown at 252x196 (see the resume test): [0, 0, 56, 56] is [0, 0, 200, 200] in the original
+    assert answer.text == "Red" and answer.zooms == [(0, 0, 200, 200)]
+    plain = Scripted(lambda r: "A harbour.")
+    assert Predictor(plain).ask(path, "What is this?").text == "A harbour." and len(plain.requests[0].images) == 1
+
+    grounder = Predictor(Scripted(lambda r: "28,28,84,84 the roof"), min_pixels=112 * 112, max_pixels=224 * 224)
+    out = grounder.ground(Image.new("RGB", (800, 800)), "the roof")
+    assert out.hbb == (100.0, 100.0, 300.0, 300.0)  # 800 shown at 224: x * 800 / 224
+    none = Predictor(Scripted(lambda r: "I cannot see it.")).ground(Image.new("RGB", (800, 800)), "the roof")
+    assert none.hbb is None
+    with pytest.raises(FileNotFoundError, match="cannot read image"):
+        grounder.ground(tmp_path / "missing.png", "x")
+
+
+def test_cli_detect_ground_ask_on_a_checkpoint(
+    tmp_path: Path, processor: Any, tiny_config: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rscovlm_ref.cli import main
+
+    ckpt = tmp_path / "ckpt"
+    testing.tiny_qwen25vl(seed=0, attn_implementation="sdpa", config=tiny_config).save_pretrained(ckpt)
+    processor.save_pretrained(ckpt)
+    image = tmp_path / "scene.png"
+    _gradient(700, 500).save(image)
+    common = ["--min-pixels", "12544", "--max-pixels", "50176", "--max-new-tokens", "6"]
+    code = main(["detect", str(ckpt), str(image), "--classes", "plane,ship", "--patch-size", "400",
+                 "--json", str(tmp_path / "d.json"), "--plot", str(tmp_path / "d.png"), *common])  # fmt: skip
+    text = capsys.readouterr().out
+    assert code == 0 and "window(s)" in text and (tmp_path / "d.png").is_file()
+    saved = json.loads((tmp_path / "d.json").read_text())
+    # 700 x 500 in 400-px windows 200 apart: x at 0, 200 and 300 (the last moved back inside), y at 0 and 100
+    assert saved["windows"] == [[0, 0], [0, 100], [200, 0], [200, 100], [300, 0], [300, 100]]
+    assert len(saved["answers"]) == 6
+    assert main(["ask", str(ckpt), str(image), "What is this?", "--zoom", *common]) == 0
+    assert "[zoomed into nothing; status ok]" in capsys.readouterr().err  # a random model does not zoom
+    assert main(["ground", str(ckpt), str(image), "the roof", *common]) in (0, 1)  # a random model may give no box
+    assert main(["ground", str(ckpt), str(tmp_path / "nope.png"), "x", *common]) == 2
+    assert "cannot read image" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""rscovlm-ref: train and evaluate the reference RSCoVLM model, prepare the CPU example data.
+"""rscovlm-ref: train, evaluate and run the reference RSCoVLM model; prepare the CPU example data.
 
 Usage::
 
@@ -11,6 +11,9 @@ Usage::
     rscovlm-ref eval CHECKPOINT LRS_VQA_DATASET --backend vllm --out outputs/eval/lrsvqa  # Zoom-in Chain
     torchrun --nproc_per_node 8 -m rscovlm_ref.cli eval CHECKPOINT DATASET --out DIR     # one shard per GPU
     rscovlm-ref eval-suite suite.yaml          # several benchmarks, one model load, summary.md
+    rscovlm-ref detect CHECKPOINT scene.png --classes plane,ship --patch-size 1024 --plot dets.png
+    rscovlm-ref ground CHECKPOINT scene.png "the white ship" --plot box.png
+    rscovlm-ref ask CHECKPOINT big_scene.png "What color is the roof?" --zoom
 
 Multi-GPU / multi-node: ``torchrun --nproc_per_node 8 --nnodes 4 ... -m rscovlm_ref.cli train CONFIG``
 (or the ``deepspeed`` launcher); the data order is sharded by rank.
@@ -125,6 +128,66 @@ def _summary(metrics: dict, elapsed: float, out: str) -> str:
     return "\n".join(lines)
 
 
+def _predictor(args: argparse.Namespace) -> object:
+    from rscovlm_ref.infer.predictor import Predictor
+
+    kwargs: dict = {"max_new_tokens": args.max_new_tokens}
+    if args.backend == "hf":
+        kwargs["device"] = args.device
+    return Predictor.from_pretrained(
+        args.model, backend=args.backend, min_pixels=args.min_pixels, max_pixels=args.max_pixels,
+        max_zoom_rounds=args.max_zoom_rounds, **kwargs,
+    )  # fmt: skip
+
+
+def _ask(args: argparse.Namespace) -> int:
+    answer = _predictor(args).ask(args.image, args.question, zoom=args.zoom, max_mode=args.max_mode)  # type: ignore[attr-defined]
+    print(answer.text)
+    if args.zoom:
+        print(f"[zoomed into {answer.zooms or 'nothing'}; status {answer.status}]", file=sys.stderr)
+    return 0
+
+
+def _ground(args: argparse.Namespace) -> int:
+    from rscovlm_ref.infer.predictor import draw_detections
+
+    out = _predictor(args).ground(args.image, args.expression, style=args.style, max_mode=args.max_mode)  # type: ignore[attr-defined]
+    print(f"{args.expression}: {out.hbb}" if out.hbb else f"no box in the answer: {out.answer.text!r}")
+    if args.plot and out.quad:
+        print(f"plot: {draw_detections(args.image, [out.quad], [args.expression], args.plot)}")
+    return 0 if out.hbb else 1
+
+
+def _detect(args: argparse.Namespace) -> int:
+    import json
+    from collections import Counter
+
+    from rscovlm_ref.infer.predictor import draw_detections
+    from rsmetrics.io._common import atomic_write_json
+
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()]
+    start = time.perf_counter()
+    out = _predictor(args).detect(  # type: ignore[attr-defined]
+        args.image, classes, style=args.style, patch_size=args.patch_size, gap=args.gap, max_mode=args.max_mode
+    )
+    dets = out.detections
+    counts = Counter(dets.labels)
+    print(
+        f"{len(dets.labels)} objects in {len(out.windows)} window(s), {time.perf_counter() - start:.1f} s: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none")
+    )
+    if out.unparsed or out.unknown_labels:
+        print(f"left out: {out.unparsed} unreadable boxes, unknown labels {out.unknown_labels}")
+    if args.json:
+        atomic_write_json(args.json, out.to_dict())
+        print(f"json: {args.json}")
+    else:
+        print(json.dumps(out.to_dict()["objects"]))
+    if args.plot:
+        print(f"plot: {draw_detections(args.image, dets.boxes, list(dets.labels), args.plot)}")
+    return 0
+
+
 def _suite(args: argparse.Namespace) -> int:
     from rscovlm_ref.infer.suite import load_suite, run_suite
 
@@ -155,25 +218,51 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--data-root", default=None, help="folder that the mixture's relative dataset paths resolve in")
     t.add_argument("--max-steps", type=int, default=None)
     t.set_defaults(func=_train)
-    e = sub.add_parser("eval", help="answer an rsformat dataset split and score it with rsmetrics (resumable)")
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument("--backend", choices=("hf", "vllm"), default="hf")
+    model.add_argument("--device", default=None, help="hf backend device (default: cuda when available)")
+    model.add_argument("--min-pixels", type=int, default=224 * 224)
+    model.add_argument("--max-pixels", type=int, default=1008 * 1008)
+    model.add_argument("--max-mode", action="store_true", help="show images at --max-pixels (the paper's Max Mode)")
+    model.add_argument("--max-new-tokens", type=int, default=1024)
+    model.add_argument("--max-zoom-rounds", type=int, default=1)
+    a = sub.add_parser("ask", parents=[model], help="answer a question on an image (--zoom: the Zoom-in Chain)")
+    a.add_argument("model")
+    a.add_argument("image")
+    a.add_argument("question")
+    a.add_argument("--zoom", action="store_true")
+    a.set_defaults(func=_ask)
+    g = sub.add_parser("ground", parents=[model], help="the box of a referring expression in an image")
+    g.add_argument("model")
+    g.add_argument("image")
+    g.add_argument("expression")
+    g.add_argument("--style", default="plain-hbb")
+    g.add_argument("--plot", default=None, help="write the image with the box to this PNG")
+    g.set_defaults(func=_ground)
+    d = sub.add_parser("detect", parents=[model], help="oriented detection on an image (tiled when large)")
+    d.add_argument("model")
+    d.add_argument("image")
+    d.add_argument("--classes", required=True, help="comma-separated class names, e.g. plane,ship,harbor")
+    d.add_argument("--style", default="plain-quad")
+    d.add_argument("--patch-size", type=int, default=None, help="tile images larger than this (e.g. 1024)")
+    d.add_argument("--gap", type=int, default=200, help="overlap of neighbouring tiles")
+    d.add_argument("--json", default=None, help="write the detections to this JSON file")
+    d.add_argument("--plot", default=None, help="write the image with the boxes to this PNG")
+    d.set_defaults(func=_detect)
+    e = sub.add_parser(
+        "eval", parents=[model], help="answer an rsformat dataset split and score it with rsmetrics (resumable)"
+    )
     e.add_argument("model", help="a checkpoint folder (e.g. a run's final/) or a cached Hub id")
     e.add_argument("dataset", help="an rsformat dataset folder")
     e.add_argument("--config", default=None, help="the dataset config (needed when it has several)")
     e.add_argument("--split", default="test")
     e.add_argument("--out", required=True, help="folder of predictions.jsonl and metrics.json")
     e.add_argument("--image-root", default=None, help="folder of the records' image paths (default: the dataset's)")
-    e.add_argument("--backend", choices=("hf", "vllm"), default="hf")
-    e.add_argument("--device", default=None, help="hf backend device (default: cuda when available)")
     e.add_argument("--style", default=None, help="plain-quad, json-hbb... (default: by family, the paper's)")
-    e.add_argument("--min-pixels", type=int, default=224 * 224)
-    e.add_argument("--max-pixels", type=int, default=1008 * 1008)
-    e.add_argument("--max-mode", action="store_true", help="show every image at --max-pixels (the paper's Max Mode)")
     e.add_argument("--no-zoom", action="store_true", help="plain QA on zoom records (no Zoom-in Chain)")
-    e.add_argument("--max-zoom-rounds", type=int, default=1)
     e.add_argument("--no-zoom-category", action="append", default=None,
                    help="zoom-record categories asked without zooming (default: count; repeatable)")  # fmt: skip
     e.add_argument("--batch-size", type=int, default=8)
-    e.add_argument("--max-new-tokens", type=int, default=1024)
     e.add_argument("--limit", type=int, default=None, help="only the first N records")
     e.add_argument("--preset", default="mmrotate", help="detection protocol: mmrotate (AP_nc), dota or coco")
     e.add_argument("--matcher", default="exact", help="VQA / LRS-VQA answer matcher (exact, wordnet...)")
