@@ -280,8 +280,10 @@ def test_detection_run_scores_a_perfect_and_a_half_model(tmp_path: Path) -> None
     assert report.written == 3 and report.errors == {}
     # every prompt asks for both classes, also on the empty image
     assert all("find the plane, ship" in r.messages[-1].text_content for r in perfect.requests)
-    metrics = score(records, read_predictions(tmp_path / "p"), classes=classes)
+    metrics = score(records, read_predictions(tmp_path / "p"), classes=classes, plot_dir=tmp_path / "p")
     assert metrics["detection"]["map"] == pytest.approx(1.0) and metrics["detection"]["mf1"] == pytest.approx(1.0)
+    if metrics["detection"]["plot"] is not None:  # matplotlib installed
+        assert (tmp_path / "p" / "detection_per_class.png").read_bytes()[:4] == b"\x89PNG"
 
     # a model that finds nothing but the ships: plane AP 0, ship AP 1 -> mAP 0.5; plane F1 0, ship F1 1
     truth = _truth_answer(_entries(records), frame, style, classes)

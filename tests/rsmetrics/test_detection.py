@@ -242,3 +242,16 @@ def test_grouped_ap_does_not_depend_on_output_order(seed, method):
     a = evaluate_detection(preds, gts, DOTA_LIKE_CLASSES, "mmrotate", ap_method=method)
     b = evaluate_detection(shuffled[::-1], gts, DOTA_LIKE_CLASSES, "mmrotate", ap_method=method)
     assert a.map == pytest.approx(b.map, abs=1e-12)
+
+
+def test_per_class_plot_shows_ap_and_f1(tmp_path):
+    pytest.importorskip("matplotlib")
+    gts = [ImageAnnotations("a", [[0, 0, 10, 10], [20, 20, 30, 30]], ["car", "ship"], box_kind="hbb")]
+    preds = [ImageDetections("a", [[0, 0, 10, 10]], ["car"], box_kind="hbb")]
+    result = evaluate_detection(preds, gts, ["car", "ship", "plane"], "mmrotate")
+    _fig, ax = result.plot(tmp_path / "per_class.png")
+    assert (tmp_path / "per_class.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # by hand: car found (AP 1, F1 1), ship missed (AP 0, F1 0), plane without GT (no AP bar, F1 0)
+    widths = [round(p.get_width(), 6) for p in ax.patches]
+    assert widths == [1.0, 0.0, 0.0, 1.0, 0.0, 0.0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["car", "ship", "plane"]

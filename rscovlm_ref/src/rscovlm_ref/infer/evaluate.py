@@ -40,6 +40,7 @@ Example (a scripted backend stands in for a model):
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -446,6 +447,7 @@ def _detection_scores(
     classes: Sequence[str],
     style: RenderStyle,
     preset: str,
+    plot: Path | None = None,
 ) -> dict[str, Any]:
     from rsmetrics.detection.evaluate import evaluate_detection
     from rsmetrics.detection.types import ImageAnnotations
@@ -467,7 +469,12 @@ def _detection_scores(
         for r in records
     ]
     result = evaluate_detection(predictions, truths, classes, preset)
+    plotted = None
+    if plot is not None and importlib.util.find_spec("matplotlib") is not None:
+        result.plot(plot)
+        plotted = str(plot)
     return {
+        "plot": plotted,
         "metric": f"AP_nc ({preset})",
         "map": result.map,
         "ap50": result.ap50,
@@ -561,8 +568,12 @@ def score(
     classes: Sequence[str] | None = None,
     preset: str = "mmrotate",
     matcher: str = "exact",
+    plot_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Scores of the predicted ``records`` by family (see the module doc).
+
+    ``plot_dir``: write ``detection_per_class.png`` there (per-class AP and F1;
+    when matplotlib is installed).
 
     Records without a prediction line are reported as ``missing`` and left out
     of the scores (a partial run); lines with ``error`` score as wrong answers
@@ -582,7 +593,8 @@ def score(
         family_style = style or default_style(family)
         if family == "detection":
             names = list(classes) if classes is not None else sorted({o.category for r in group for o in r.objects})
-            out[family] = _detection_scores(group, lines, names, family_style, preset)
+            plot = None if plot_dir is None else Path(plot_dir) / "detection_per_class.png"
+            out[family] = _detection_scores(group, lines, names, family_style, preset, plot)
         elif family == "grounding":
             out[family] = _grounding_scores(group, lines, family_style)
         elif family == "zoom":
@@ -713,7 +725,15 @@ def evaluate_dataset(
     if missing:
         return {"complete": False, "records": len(entries), "predicted": len(entries) - missing,
                 "shard": list(shard), "run": report.to_dict()}  # fmt: skip
-    metrics = score([e.record for e in entries], lines, style=style, classes=classes, preset=preset, matcher=matcher)
+    metrics = score(
+        [e.record for e in entries],
+        lines,
+        style=style,
+        classes=classes,
+        preset=preset,
+        matcher=matcher,
+        plot_dir=out_dir,
+    )
     if merge_patches:
         if classes is None:
             raise ValueError("--merge-patches is for detection datasets")

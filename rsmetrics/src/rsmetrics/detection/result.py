@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from rsmetrics.errors import RSMetricsError
 
 __all__ = ["ClassResult", "DetectionResult"]
 
@@ -165,6 +170,45 @@ class DetectionResult:
         if skipped:
             lines.append("notes: " + ", ".join(f"{k}={v}" for k, v in skipped.items()))
         return "\n".join(lines)
+
+    def plot(self, path: str | Path | None = None, ax: Any = None) -> tuple[Any, Any]:
+        """Per-class AP and F1 at the first IoU threshold as paired horizontal bars.
+
+        Classes without ground truth show no AP bar. Needs matplotlib
+        (``pip install rsmetrics[plot]``); writes a PNG atomically when ``path``
+        is given; returns ``(fig, ax)`` and never calls ``show()``.
+        """
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg", force=False)
+            import matplotlib.pyplot as plt
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise RSMetricsError("Plotting needs matplotlib: pip install 'rsmetrics[plot]'") from None
+        names = [c.name for c in self.classes]
+        ap = np.array([c.ap[0] for c in self.classes], dtype=np.float64)
+        f1 = np.array([c.f1[0] for c in self.classes], dtype=np.float64)
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(7, 0.35 * len(names) + 1.5), dpi=120)
+        else:
+            fig = ax.figure
+        y = np.arange(len(names))
+        ax.barh(y - 0.2, np.nan_to_num(ap), height=0.4, label=f"AP@{self.iou_thresholds[0]:g}")
+        ax.barh(y + 0.2, f1, height=0.4, label="F1")
+        ax.set_yticks(y, names)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("score")
+        ax.set_title(f"mAP {self.map_per_threshold[0]:.4f}   mF1 {self.mf1:.4f}")
+        ax.legend(fontsize=7, loc="lower right")
+        ax.grid(axis="x", alpha=0.3)
+        if path is not None:
+            out = Path(path)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(out.name + ".tmp.png")
+            fig.savefig(tmp, bbox_inches="tight")
+            tmp.replace(out)
+        return fig, ax
 
     def __str__(self) -> str:
         return self.to_table()
