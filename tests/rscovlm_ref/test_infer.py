@@ -664,3 +664,14 @@ def test_cli_detect_ground_ask_on_a_checkpoint(
     assert main(["ground", str(ckpt), str(image), "the roof", *common]) in (0, 1)  # a random model may give no box
     assert main(["ground", str(ckpt), str(tmp_path / "nope.png"), "x", *common]) == 2
     assert "cannot read image" in capsys.readouterr().err
+
+
+def test_evaluating_a_dataset_with_repeated_ids_is_refused(tmp_path: Path) -> None:
+    from rscovlm_ref.infer.evaluate import evaluate_dataset
+    from rsformat.hub import write_dataset
+
+    rec = GroundingRecord("same", "x", "test", "a.png", 64, 64, "the car", (1.0, 1.0, 9.0, 9.0))
+    write_dataset({"test": [rec, rec]}, tmp_path / "ds", family="grounding", config_name="g", embed_images=False)
+    engine = InferenceEngine(Scripted(lambda r: "1,1,9,9 the car"))
+    with pytest.raises(ValueError, match=r"1 record ids occur more than once, e.g. \['same'\]"):
+        evaluate_dataset(engine, tmp_path / "ds", tmp_path / "out", split="test", quiet=True)

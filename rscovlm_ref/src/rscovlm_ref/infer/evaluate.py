@@ -690,6 +690,13 @@ def evaluate_dataset(
     (:func:`write_merged_task1`), the test-server submission.
     """
     entries, classes = open_records(dataset, config=config, split=split, image_root=image_root, limit=limit)
+    ids = Counter(str(e.record.id) for e in entries)
+    repeated = sorted(i for i, n in ids.items() if n > 1)
+    if repeated:  # predictions are keyed by id: two records with one id would share one answer
+        raise ValueError(
+            f"{dataset} ({config}, {split}): {len(repeated)} record ids occur more than once, e.g. {repeated[:3]}; "
+            "ids must be unique to evaluate (rsformat validate reports them)"
+        )
     frame = frame or RenderFrame.smart()
     if shard is None:
         shard = (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
