@@ -675,3 +675,22 @@ def test_evaluating_a_dataset_with_repeated_ids_is_refused(tmp_path: Path) -> No
     engine = InferenceEngine(Scripted(lambda r: "1,1,9,9 the car"))
     with pytest.raises(ValueError, match=r"1 record ids occur more than once, e.g. \['same'\]"):
         evaluate_dataset(engine, tmp_path / "ds", tmp_path / "out", split="test", quiet=True)
+
+
+def test_the_paper_evaluation_suite_validates() -> None:
+    from rscovlm_ref.infer.suite import load_suite
+    from rsformat.converters.base import get_converter
+
+    configs = Path(__file__).resolve().parents[2] / "rscovlm_ref" / "configs"
+    suite = load_suite(configs / "eval_paper.yaml")
+    names = [b.name for b in suite.benchmarks]
+    assert {"dota_val512", "dota_val512_max", "lrsvqa", "lrsvqa_zoom", "geoground_224", "cls_aid"} <= set(names)
+    for b in suite.benchmarks:  # every config is what an rsformat command writes
+        get_converter(b.config.removesuffix("_ss512"))
+    by_name = {b.name: b for b in suite.benchmarks}
+    # Max Mode: a 512 px patch is shown at the 1008^2 limit (512 * sqrt(1008^2 / 512^2) = 1008, a multiple of 28)
+    assert by_name["dota_val512_max"].frame().size(512, 512) == (1008, 1008)
+    assert by_name["dota_val512"].frame().size(512, 512) == (504, 504)  # round(512 / 28) * 28
+    assert by_name["geoground_224"].frame().size(800, 800) == (224, 224)
+    assert not by_name["lrsvqa"].zoom and by_name["lrsvqa_zoom"].zoom
+    assert suite.out.endswith("outputs/eval/paper") and suite.backend == "vllm"
