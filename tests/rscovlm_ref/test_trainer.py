@@ -201,6 +201,8 @@ def test_paper_config_validates() -> None:
         ({"attn_implementation": "flash"}, "attn_implementation"),
         ({"deepspeed": "zero4"}, "deepspeed"),
         ({"min_pixels": 10**7}, "min_pixels"),
+        ({"freeze": ["encoder"]}, "`freeze` must be a list of vision, merger, llm"),
+        ({"freeze": ["vision", "merger", "llm"]}, "nothing would be trained"),
     ],
 )
 def test_config_errors(change: dict[str, Any], message: str) -> None:
@@ -307,6 +309,26 @@ def test_two_step_run_changes_every_parameter(
     assert lrs == [5e-4, 1e-3, 2e-3]
     log = [json.loads(line) for line in (Path(cfg.output_dir) / "train_log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log if "loss" in e] == [1, 2]
+
+
+def test_frozen_vision_tower_keeps_its_weights(
+    tmp_path: Path, example_data: Path, small_processor: Any, fresh_model: Any
+) -> None:
+    from rscovlm_ref.train.trainer import part_of
+
+    before = _params(fresh_model)
+    cfg = _cfg(tmp_path, example_data, freeze=["vision"])
+    trainer = build_trainer(cfg, model=fresh_model, processor=small_processor, echo=False)
+    trainer.train()
+    changed = {n: not torch.equal(p.detach(), before[n]) for n, p in fresh_model.named_parameters()}
+    assert not any(c for n, c in changed.items() if part_of(n) == "vision")
+    assert all(c for n, c in changed.items() if part_of(n) != "vision")
+    assert sorted(g["name"] for g in trainer.optimizer.param_groups) == [
+        "llm/decay",
+        "llm/no_decay",
+        "merger/decay",
+        "merger/no_decay",
+    ]
 
 
 class _StopAt(TrainerCallback):

@@ -46,6 +46,7 @@ class TrainConfig:
     learning_rate: float = 2e-6  # the language model's
     vision_lr: float | None = None  # default: learning_rate
     merger_lr: float | None = None  # default: learning_rate
+    freeze: list[str] = dataclasses.field(default_factory=list)  # parts not trained: vision, merger, llm
     weight_decay: float = 0.1
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
@@ -176,6 +177,10 @@ class TrainConfig:
                 raise ConfigError(
                     f"{where}: `deepspeed` must be zero1, zero2, zero3, zero3_offload or a .json path, but got {ds!r}"
                 )
+        if not isinstance(self.freeze, list) or any(p not in ("vision", "merger", "llm") for p in self.freeze):
+            raise ConfigError(f"{where}: `freeze` must be a list of vision, merger, llm, but got {self.freeze!r}")
+        if set(self.freeze) >= {"vision", "merger", "llm"}:
+            raise ConfigError(f"{where}: `freeze` names every part: nothing would be trained")
         if self.report_to not in ("auto", "tensorboard", "none"):
             raise ConfigError(f"{where}: `report_to` must be auto, tensorboard or none, but got {self.report_to!r}")
 

@@ -132,6 +132,11 @@ def build_trainer(
     args = training_arguments(cfg, **argument_overrides)
     processor = processor if processor is not None else load_processor(cfg)
     model = model if model is not None else load_model(cfg, processor)
+    if cfg.freeze:
+        from rscovlm_ref.train.trainer import freeze_parts
+
+        frozen = freeze_parts(model, cfg.freeze)
+        logger.info("froze %s: %d parameters", ", ".join(cfg.freeze), frozen)
     mixture_path = cfg.mixture_path()
     mixture = load_mixture(mixture_path)
     base = Path(cfg.data_root) if cfg.data_root else mixture_path.parent
