@@ -694,3 +694,49 @@ def test_the_paper_evaluation_suite_validates() -> None:
     assert by_name["geoground_224"].frame().size(800, 800) == (224, 224)
     assert not by_name["lrsvqa"].zoom and by_name["lrsvqa_zoom"].zoom
     assert suite.out.endswith("outputs/eval/paper") and suite.backend == "vllm"
+
+
+def test_vllm_backend_plumbing_with_a_stand_in_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """vLLM needs a GPU; a stand-in module with its API checks what we send and how we read it back."""
+    import importlib.util
+    import sys
+    import types
+
+    seen: dict[str, Any] = {"prompts": []}
+
+    class SamplingParams:
+        def __init__(self, **kw: Any) -> None:
+            seen["sampling"] = kw
+
+    class LLM:
+        def __init__(self, **kw: Any) -> None:
+            seen["engine"] = kw
+
+        def generate(self, prompts: list[dict[str, Any]], params: Any, use_tqdm: bool = True) -> list[Any]:
+            seen["prompts"].extend(prompts)
+            out = []
+            for p in prompts:
+                images = p.get("multi_modal_data", {}).get("image", [])
+                text = "Red" if len(images) == 2 else _call([0, 0, 56, 56])
+                out.append(types.SimpleNamespace(outputs=[types.SimpleNamespace(text=text)]))
+            return out
+
+    fake = types.ModuleType("vllm")
+    fake.LLM, fake.SamplingParams = LLM, SamplingParams  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "vllm" else real(name, *a))
+
+    backend = VLLMBackend("ckpt", max_new_tokens=64, max_images=2, tensor_parallel_size=2)
+    assert seen["engine"] == {"model": "ckpt", "max_model_len": 8192, "limit_mm_per_prompt": {"image": 2},
+                              "tensor_parallel_size": 2}  # fmt: skip
+    assert seen["sampling"] == {"temperature": 0.0, "max_tokens": 64, "skip_special_tokens": True}
+    answer = InferenceEngine(backend).run([_zoom_item("a", _gradient(900, 700))])[0]
+    assert answer.text == "Red" and answer.zooms == [(0, 0, 200, 200)]
+    first, second = seen["prompts"]
+    assert first["prompt"].count("<|image_pad|>") == 1 and second["prompt"].count("<|image_pad|>") == 2
+    assert second["prompt"].endswith("Here's the zoomed-in image. You can complete your task now.<|im_end|>\n"
+                                     "<|im_start|>assistant\n")  # fmt: skip
+    # the 200 x 200 crop: round(200 / 28) * 28 = 196 per side, inside the 112^2..224^2 budget
+    assert [im.size for im in second["multi_modal_data"]["image"]] == [(252, 196), (196, 196)]
+    assert second["mm_processor_kwargs"] == {"min_pixels": 196 * 196, "max_pixels": 252 * 196}
