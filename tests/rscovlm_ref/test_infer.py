@@ -740,3 +740,36 @@ def test_vllm_backend_plumbing_with_a_stand_in_engine(monkeypatch: pytest.Monkey
     # the 200 x 200 crop: round(200 / 28) * 28 = 196 per side, inside the 112^2..224^2 budget
     assert [im.size for im in second["multi_modal_data"]["image"]] == [(252, 196), (196, 196)]
     assert second["mm_processor_kwargs"] == {"min_pixels": 196 * 196, "max_pixels": 252 * 196}
+
+
+def test_captions_are_scored_as_captions_not_by_exact_match() -> None:
+    from rsformat.records import ConversationRecord
+
+    def conv(i: int, answer: str) -> ConversationRecord:
+        user = Message("user", (Message.text("user", "x").content[0],))
+        return ConversationRecord(
+            f"c{i}", "vrsbench", "test", (), (user, Message.text("assistant", answer)), task="caption"
+        )
+
+    records = [
+        conv(0, "A large white ship is docked at the harbor."),
+        conv(1, "Two planes are parked near the runway."),
+    ]
+    lines = {
+        "c0": {
+            "task": "caption",
+            "prediction": "a large white ship is docked at the harbor",
+            "target": records[0].messages[1].text_content,
+        },
+        "c1": {
+            "task": "caption",
+            "prediction": "Two planes near a runway.",
+            "target": records[1].messages[1].text_content,
+        },
+    }
+    caption = score(records, lines)["conversation"]["caption"]
+    # by hand: c0 is its reference once tokenized (ROUGE-L 1); c1 shares "two planes ... near ... runway":
+    # LCS 4 of 5 candidate and 7 reference tokens: P 4/5, R 4/7, F = 2.44 P R / (R + 1.44 P)
+    p, r = 4 / 5, 4 / 7
+    assert caption["rouge_l"] == pytest.approx((1.0 + 2.44 * p * r / (r + 1.44 * p)) / 2)
+    assert caption["num_samples"] == 2 and "accuracy" not in caption

@@ -2,7 +2,8 @@
 
 One documented protocol behind every number: AP and AP_nc (AP without
 confidence scores) with explicit tie rules, mF1, grounding Acc@IoU, VQA and
-classification accuracy, the LRS-VQA protocol, and the parsers that turn VLM
+classification accuracy, the LRS-VQA protocol, coco-caption BLEU / CIDEr-D /
+ROUGE-L, and the parsers that turn VLM
 text into boxes. Runtime dependencies: numpy and shapely.
 
 Example:
@@ -13,6 +14,7 @@ Example:
     1.0
 """
 
+from rsmetrics.caption import CaptionResult, caption_scores, tokenize_caption
 from rsmetrics.detection.ap import average_precision
 from rsmetrics.detection.evaluate import DetectionEvaluator, evaluate_detection
 from rsmetrics.detection.fair_compare import FairComparison, fair_compare, sweep_thresholds
@@ -55,6 +57,7 @@ __all__ = [
     "DOTA_V15_CLASSES",
     "PARSERS",
     "PRESETS",
+    "CaptionResult",
     "ClassResult",
     "DetectionEvaluator",
     "DetectionProtocol",
@@ -77,6 +80,7 @@ __all__ = [
     "box_iou_pairs",
     "box_to_quad",
     "canonical_quad",
+    "caption_scores",
     "classification_accuracy",
     "detections_from_responses",
     "evaluate_detection",
@@ -103,5 +107,6 @@ __all__ = [
     "scale_boxes",
     "score_grounding_answers",
     "sweep_thresholds",
+    "tokenize_caption",
     "vqa_accuracy",
 ]

@@ -19,7 +19,8 @@ record family, the paper's protocol:
 * zoom (LRS-VQA): the benchmark's scoring (``lrsvqa_scores``; WordNet optional),
   multiple-choice questions by their letter;
 * conversation: ``classification`` tasks by exact class match (no substring
-  test), others by VQA accuracy.
+  test), captions (``caption``, ``region_caption``, ``grounded_caption``) by
+  BLEU-1..4, CIDEr-D and ROUGE-L (:mod:`rsmetrics.caption`), others by VQA accuracy.
 
 Frames: ``RenderFrame.smart(min_pixels, max_pixels)`` (default 224² to
 1008², the training budget); the paper's "Max Mode" shows every image at the
@@ -75,6 +76,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PREDICTIONS_NAME = "predictions.jsonl"
+CAPTION_TASKS = frozenset({"caption", "region_caption", "grounded_caption"})
+"""Conversation tasks scored as captions (BLEU, CIDEr-D, ROUGE-L), not by exact match."""
 SETUP_NAME = "setup.json"
 
 
@@ -540,6 +543,7 @@ def _zoom_scores(records: Sequence[ZoomRecord], lines: Mapping[str, dict[str, An
 
 
 def _conversation_scores(lines: Sequence[dict[str, Any]], matcher: str) -> dict[str, Any]:
+    from rsmetrics.caption import caption_scores
     from rsmetrics.text import classification_accuracy, vqa_accuracy
 
     out: dict[str, Any] = {}
@@ -551,6 +555,9 @@ def _conversation_scores(lines: Sequence[dict[str, Any]], matcher: str) -> dict[
         if task == "classification":
             result: Any = classification_accuracy(preds, targets, sorted(set(targets)))
             out[task] = {"metric": "exact class accuracy", **result.to_dict()}
+        elif task in CAPTION_TASKS:
+            result = caption_scores(preds, targets)
+            out[task] = {"metric": "coco-caption BLEU / CIDEr-D / ROUGE-L", **result.to_dict()}
         else:
             result = vqa_accuracy(preds, targets, matcher=matcher)
             out[task] = {"metric": f"VQA accuracy ({matcher})", **result.to_dict()}

@@ -175,7 +175,8 @@ def load_suite(path: str | os.PathLike[str]) -> SuiteConfig:
 
 
 def headline(metrics: Mapping[str, Any]) -> list[tuple[str, float | None]]:
-    """The numbers a results table shows for one benchmark, ``(name, value)``; accuracies in [0, 1]."""
+    """The numbers a results table shows for one benchmark, ``(name, value)``: accuracies, AP and F1 in
+    [0, 1], CIDEr-D on its own scale (tables print every number times 100, as papers do)."""
     out: list[tuple[str, float | None]] = []
     det = metrics.get("detection")
     if det and "map" in det:
@@ -193,7 +194,9 @@ def headline(metrics: Mapping[str, Any]) -> list[tuple[str, float | None]]:
     if "multiple_choice" in zoom:
         out.append(("MCQ accuracy", zoom["multiple_choice"].get("accuracy")))
     for task, value in (metrics.get("conversation") or {}).items():
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) and "cider_d" in value:
+            out += [(f"{task} CIDEr-D", value["cider_d"]), (f"{task} BLEU-4", value["bleu4"])]
+        elif isinstance(value, Mapping):
             out.append((f"{task} accuracy", value.get("accuracy", value.get("overall_accuracy"))))
     return out
 
