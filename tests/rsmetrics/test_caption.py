@@ -134,6 +134,7 @@ RS_CAPTIONS = [
     "The baseball diamond is surrounded by green grass and a parking lot.",
     "Is there a tennis court? Yes, there's one near the swimming pool.",
     "The harbour contains 12 ships of different sizes, the largest one being about 200m long.",
+    "Several ships are moored along a. The ships are white, and the dock is at point b.",
 ]
 
 

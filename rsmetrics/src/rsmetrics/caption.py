@@ -20,7 +20,10 @@ the tests run beside ours on the same tokens, in pure Python without Java:
 Tokenisation matters as much as the formulas. The toolkit runs Stanford's PTB
 tokenizer (Java) with lower-casing and drops punctuation tokens;
 :func:`tokenize_caption` reproduces it in Python for ordinary English captions
-(the tests compare both on a corpus of remote-sensing captions). Pass
+(the tests compare both on a corpus of remote-sensing captions; one known
+difference: the Java tokenizer reads a caption that *ends* in a one-letter word
+and a period, "... at point a.", by looking at the next caption of its input
+stream, which a per-caption tokenizer cannot see; here the period stays). Pass
 ``tokenize=False`` for text that is already tokenized (e.g. by the Java
 tokenizer, for numbers identical to a published table), or a callable.
 METEOR and SPICE need Java and are not computed.
@@ -63,12 +66,14 @@ PTB_PUNCTUATION = frozenset(
 
 _BRACKETS = {"(": "-lrb-", ")": "-rrb-", "{": "-lcb-", "}": "-rcb-", "[": "-lsb-", "]": "-rsb-"}
 _SPLIT_WORDS = {"cannot": "can not", "gonna": "gon na", "gotta": "got ta", "wanna": "wan na"}
+_SENTENCE_END_LETTER = re.compile(r"(?<![\w.])([a-z])\.(?=\s+[A-Z])")
 _CLITIC = re.compile(r"^(.+?)(n't|'s|'re|'ve|'ll|'d|'m)$")
-# a token: a number (1,000  2.5  5:30  3/4), an abbreviation with inner periods (u.s.  p.m.), a word
+# a token: a number (1,000  2.5  5:30  3/4), letters each followed by a period (u.s.  p.m.  a.: PTB keeps
+# a single letter with its period as an initial), a word
 # (with inner hyphens, apostrophes, ampersands, at-signs), or one symbol; "..." and "--" stay whole
 _TOKEN = re.compile(
     r"\d+(?:[.,:/]\d+)*(?!\w)"
-    r"|(?:[a-z]\.){2,}"
+    r"|(?:[a-z]\.)+(?![a-z])"
     r"|[\w@&]+(?:[-'][\w@&]+)*'?"
     r"|\.\.\.|--|``|''"
     r"|\S"
@@ -83,7 +88,10 @@ def tokenize_caption(text: str) -> list[str]:
         ['the', 'car', '-lrb-', 'red', '-rrb-', 'is', "n't", 'moving', 'it', "'s", 'parked', 'at', 'the', 'u.s.', 'harbor']
     """
     out: list[str] = []
-    for raw in _TOKEN.findall(str(text).lower().replace('"', " '' ")):
+    # a lower-case letter and its period before a capitalised word end a sentence ("along a. The"),
+    # elsewhere they are an initial ("point b.", "U.S."): decided before lower-casing loses the capital
+    text = _SENTENCE_END_LETTER.sub(r"\1 .", str(text))
+    for raw in _TOKEN.findall(text.lower().replace('"', " '' ")):
         if raw in _BRACKETS:
             out.append(_BRACKETS[raw])
             continue
