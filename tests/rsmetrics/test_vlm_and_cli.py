@@ -120,6 +120,28 @@ def test_cli_vqa_and_classification(tmp_path, capsys):
     assert json.loads(out.read_text())["accuracy"] == pytest.approx(0.5)
 
 
+def test_cli_caption(tmp_path, capsys):
+    path = tmp_path / "cap.jsonl"
+    path.write_text(
+        json.dumps({"prediction": "Two ships in a harbor.", "references": ["Two ships docked in a harbor.", "Ships."]})
+        + "\n"
+        + json.dumps({"prediction": "A plane.", "reference": "A white plane on the runway."})
+        + "\n"
+    )
+    out = tmp_path / "cap.json"
+    assert main(["caption", "--jsonl", str(path), "--json", str(out)]) == 0
+    d = json.loads(out.read_text())
+    # by hand, ROUGE-L (best precision and best recall over the references, as the toolkit):
+    # "two ships in a harbor": P 5/5 against the first reference, R 1/1 against "ships": F 1;
+    # "a plane" vs "a white plane on the runway": LCS 2, P 1, R 2/6; F = 2.44 P R / (R + 1.44 P)
+    second = 2.44 * (2 / 6) / (2 / 6 + 1.44)
+    assert d["rouge_l"] == pytest.approx((1.0 + second) / 2) and d["num_samples"] == 2
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prediction": "x", "references": [1]}) + "\n")
+    assert main(["caption", "--jsonl", str(bad)]) == 2
+    assert "record 1: expected the reference caption(s)" in capsys.readouterr().err
+
+
 def test_cli_merge_writes_task1(tmp_path):
     task1 = tmp_path / "patches"
     task1.mkdir()

@@ -319,6 +319,24 @@ def _cmd_classification(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_caption(args: argparse.Namespace) -> int:
+    from rsmetrics.caption import caption_scores
+
+    records = _records(args.jsonl, not args.lenient)
+    preds, refs = [], []
+    for k, r in enumerate(records):
+        where = f"{args.jsonl}: record {k + 1}"
+        preds.append(_field(r, ("prediction", "caption", "answer", "response"), where))
+        ref = _field(r, ("references", "reference", "ground_truth", "target"), where)
+        if not (isinstance(ref, str) or (isinstance(ref, list) and ref and all(isinstance(x, str) for x in ref))):
+            raise RSMetricsError(f"{where}: expected the reference caption(s) as a string or a list of strings")
+        refs.append(ref)
+    result = caption_scores(preds, refs, tokenize=not args.pretokenized)
+    print(_dict_table(result.to_dict()))
+    _write_json(args.json, result.to_dict())
+    return 0
+
+
 def _add_detection_options(p: argparse.ArgumentParser) -> None:
     from rsmetrics.detection.protocol import PRESETS
     from rsmetrics.parsers import PARSERS
@@ -420,6 +438,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lenient", action="store_true")
     p.add_argument("--json")
     p.set_defaults(func=_cmd_classification)
+
+    p = sub.add_parser("caption", help="BLEU-1..4, CIDEr-D and ROUGE-L of captions (the coco-caption numbers)")
+    p.add_argument("--jsonl", required=True, help="records: prediction, references (a string or a list)")
+    p.add_argument("--pretokenized", action="store_true", help="captions are already tokenized: split on spaces")
+    p.add_argument("--lenient", action="store_true")
+    p.add_argument("--json")
+    p.set_defaults(func=_cmd_caption)
     return parser
 
 
