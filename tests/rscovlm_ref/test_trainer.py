@@ -653,3 +653,122 @@ def test_sigkill_then_cli_resume_gives_the_losses_of_an_uninterrupted_run(tmp_pa
     assert sorted(want) == sorted(got) == [1, 2, 3, 4, 5, 6]
     assert got == want  # bit-identical: same samples, same weights, same optimizer state
     assert (out / "checkpoint-4" / "trainer_state.json").is_file()  # the half-written folder was written anew
+
+
+# --------------------------------------------------------------------------- LoRA
+
+
+@pytest.mark.parametrize(
+    ("lora", "message"),
+    [
+        ({"rank": 8}, r"unknown field\(s\) \['rank'\]"),
+        ({"r": 0}, "`r` must be a positive integer"),
+        ({"parts": ["merger"]}, "`parts` must list some of"),
+        ({"parts": ["llm"], "train_fully": ["llm"]}, "`train_fully` must list parts"),
+        ({"dropout": 1.5}, "`dropout` must be in"),
+    ],
+)
+def test_lora_config_errors(lora: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_dict({"model": "m", "mixture": "x", "output_dir": "o", "lora": lora})
+    with pytest.raises(ConfigError, match="`freeze` and `lora` together"):
+        TrainConfig.from_dict({"model": "m", "mixture": "x", "output_dir": "o", "lora": {}, "freeze": ["vision"]})
+
+
+def test_lora_trains_adapters_and_merger_only_and_merges_exactly(
+    tmp_path: Path, example_data: Path, small_processor: Any, tiny_config: Any
+) -> None:
+    pytest.importorskip("peft")
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    from rscovlm_ref.infer.backends import HFBackend
+    from rscovlm_ref.train.lora import merge_lora
+    from rscovlm_ref.train.trainer import part_of
+
+    # the base model comes from a folder, so the adapter names it (base_model_name_or_path)
+    base_dir = tmp_path / "base"
+    _model(tiny_config).save_pretrained(base_dir)
+    base = Qwen2_5_VLForConditionalGeneration.from_pretrained(base_dir, attn_implementation="sdpa").train()
+    before = _params(base)
+    cfg = _cfg(tmp_path, example_data, lora={"r": 4, "alpha": 8, "dropout": 0.0}, learning_rate=1e-2)
+    trainer = build_trainer(cfg, model=base, processor=small_processor, echo=False)
+    trainer.train()
+    peft_model = trainer.model
+    trained = {n for n, p in peft_model.named_parameters() if p.requires_grad}
+    assert trained and all(".lora_" in n or ".merger." in n for n in trained)
+    assert any(".lora_" in n and ".language_model." in n for n in trained)
+    # the base weights did not move; the merger (trained in full) did
+    core = dict(peft_model.get_base_model().named_parameters())
+    for name, value in before.items():
+        live = core.get(name) if name in core else core.get(name.replace(".weight", ".base_layer.weight"))
+        if live is None:  # a modules_to_save copy: the original is kept frozen beside it
+            continue
+        if part_of(name) != "merger":
+            assert torch.equal(live.detach(), value), name
+    merger_copies = {n: p for n, p in peft_model.named_parameters() if ".merger." in n and p.requires_grad}
+    assert merger_copies
+    for name, p in merger_copies.items():  # base_model.model.<name without modules_to_save.default>
+        original = name.removeprefix("base_model.model.").replace("modules_to_save.default.", "")
+        assert not torch.equal(p.detach(), before[original]), name
+
+    ds = MixtureDataset(_mixture(), small_processor, base=example_data, min_pixels=PIXELS, max_pixels=PIXELS)
+    batch = collate_packed([ds[k] for k in list(ds.sampler)[:2]])
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    peft_model.eval()
+    with torch.no_grad():
+        adapted = peft_model(**inputs).logits
+    final = tmp_path / "final"
+    trainer.save_model(str(final))
+    assert (final / "adapter_config.json").is_file()
+    merged_dir = merge_lora(peft_model, tmp_path / "final_merged", small_processor)
+    merged = Qwen2_5_VLForConditionalGeneration.from_pretrained(merged_dir, attn_implementation="sdpa").eval()
+    with torch.no_grad():
+        folded = merged(**inputs).logits
+    assert torch.allclose(adapted, folded, atol=1e-5)
+    # the inference engine loads the adapter folder onto its base and merges it too
+    backend = HFBackend.from_pretrained(str(final), device="cpu")
+    with torch.no_grad():
+        again = backend.model(**inputs).logits
+    assert torch.allclose(adapted, again, atol=1e-5)
+
+
+def test_lora_kill_and_resume_gives_the_same_losses(
+    tmp_path: Path, example_data: Path, small_processor: Any, tiny_config: Any
+) -> None:
+    pytest.importorskip("peft")
+
+    def run(name: str, *, stop: int | None = None, resume: str | None = None) -> dict[int, float]:
+        cfg = _cfg(tmp_path / name, example_data, max_steps=4, save_steps=2, global_batch_size=1,
+                   lora={"r": 4, "dropout": 0.0}, learning_rate=1e-2)  # fmt: skip
+        callbacks = [_StopAt(stop)] if stop else []
+        trainer = build_trainer(cfg, model=_model(tiny_config), processor=small_processor, echo=False,
+                                callbacks=callbacks)  # fmt: skip
+        trainer.train(resume_from_checkpoint=resume)
+        return losses_from_log(trainer.state.log_history)
+
+    straight = run("straight")
+    run("killed", stop=2)
+    checkpoint = tmp_path / "killed" / "out" / "checkpoint-2"
+    assert (checkpoint / "adapter_model.safetensors").is_file()
+    resumed = run("killed", resume=str(checkpoint))
+    assert [resumed[3], resumed[4]] == [straight[3], straight[4]]
+    assert straight[4] != straight[1]  # the adapters did learn something
+
+
+def test_cli_trains_with_lora_and_writes_the_merged_checkpoint(
+    tmp_path: Path, example_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("peft")
+    import yaml
+
+    from rscovlm_ref.cli import main
+
+    cfg = yaml.safe_load((CONFIGS / "cpu_example.yaml").read_text())
+    cfg.update(mixture=str(CONFIGS / "cpu_mixture.yaml"), lora={"r": 4}, save_steps=1000)
+    path = tmp_path / "lora.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    code = main(["train", str(path), "--output-dir", str(out), "--data-root", str(example_data), "--max-steps", "2"])
+    text = capsys.readouterr().out
+    assert code == 0 and "final_merged loads back" in text and "max |diff| 0.0e+00" in text
+    assert (out / "final" / "adapter_config.json").is_file() and (out / "final_merged" / "config.json").is_file()

@@ -43,14 +43,15 @@ def _train(args: argparse.Namespace) -> int:
     print(f"done: {trainer.state.global_step} steps in {elapsed:.1f} s; data {stats}")
     if losses:
         print(f"loss {losses[0]:.4f} -> {losses[-1]:.4f}")
-    final = os.path.join(cfg.output_dir, "final")
+    final = os.path.join(cfg.output_dir, "final_merged" if cfg.lora is not None else "final")
     if cfg.model == "tiny":
         # the checkpoint loads back
         import torch
         from transformers import Qwen2_5_VLForConditionalGeneration
 
         loaded = Qwen2_5_VLForConditionalGeneration.from_pretrained(final)
-        live = dict(trainer.model.named_parameters())
+        model = trainer.model.get_base_model() if hasattr(trainer.model, "get_base_model") else trainer.model
+        live = dict(model.named_parameters())
         diff = max((p.detach() - live[n].detach().cpu()).abs().max().item() for n, p in loaded.named_parameters())
         n = sum(p.numel() for p in loaded.parameters())
         print(f"checkpoint {final} loads back: {n} parameters, max |diff| {diff:.1e}")

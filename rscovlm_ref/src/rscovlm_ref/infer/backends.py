@@ -29,6 +29,7 @@ import importlib.util
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rscovlm_ref.data.encode import chat_messages, encode_prompt, keep_size_pixels, prompt_text
@@ -103,6 +104,8 @@ class HFBackend:
     ) -> HFBackend:
         """Load a checkpoint (a trained ``final/`` folder, or a Hub id already in the cache).
 
+        A LoRA adapter folder is loaded onto its base model and merged.
+
         ``device`` defaults to ``cuda:$LOCAL_RANK`` when a GPU is present, else the CPU.
         """
         import torch
@@ -117,9 +120,13 @@ class HFBackend:
             torch_dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         else:
             torch_dtype = getattr(torch, dtype)
-        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-            path, dtype=torch_dtype, attn_implementation=resolve_attn_implementation(attn_implementation)
-        ).to(device)
+        load = {"dtype": torch_dtype, "attn_implementation": resolve_attn_implementation(attn_implementation)}
+        if (Path(path) / "adapter_config.json").is_file():  # a LoRA run's final/: base + adapter, merged
+            from rscovlm_ref.train.lora import load_adapter_merged
+
+            model = load_adapter_merged(path, **load).to(device)
+        else:
+            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, **load).to(device)
         processor = ImageOnlyQwen2_5_VLProcessor.from_pretrained(path)
         processor.image_processor.size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
         return cls(model, processor, **kwargs)

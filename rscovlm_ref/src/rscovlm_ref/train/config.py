@@ -47,6 +47,7 @@ class TrainConfig:
     vision_lr: float | None = None  # default: learning_rate
     merger_lr: float | None = None  # default: learning_rate
     freeze: list[str] = dataclasses.field(default_factory=list)  # parts not trained: vision, merger, llm
+    lora: dict[str, Any] | None = None  # LoRA instead of full fine-tuning (train/lora.py; needs peft)
     weight_decay: float = 0.1
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
@@ -181,6 +182,10 @@ class TrainConfig:
             raise ConfigError(f"{where}: `freeze` must be a list of vision, merger, llm, but got {self.freeze!r}")
         if set(self.freeze) >= {"vision", "merger", "llm"}:
             raise ConfigError(f"{where}: `freeze` names every part: nothing would be trained")
+        if self.lora is not None:
+            self.lora_spec()
+            if self.freeze:
+                raise ConfigError(f"{where}: `freeze` and `lora` together: with LoRA, say what trains in `lora`")
         if self.report_to not in ("auto", "tensorboard", "none"):
             raise ConfigError(f"{where}: `report_to` must be auto, tensorboard or none, but got {self.report_to!r}")
 
@@ -203,6 +208,12 @@ class TrainConfig:
             "merger": self.learning_rate if self.merger_lr is None else self.merger_lr,
             "llm": self.learning_rate,
         }
+
+    def lora_spec(self) -> Any:
+        """The validated :class:`~rscovlm_ref.train.lora.LoraSpec` of ``lora`` (``None`` without LoRA)."""
+        from rscovlm_ref.train.lora import LoraSpec
+
+        return None if self.lora is None else LoraSpec.from_dict(self.lora, f"{self.source}: lora")
 
     def mixture_path(self) -> Path:
         p = Path(self.mixture)

@@ -3,7 +3,8 @@
 :func:`build_trainer` loads the processor and the model, opens the mixture as a
 :class:`~rscovlm_ref.data.dataset.MixtureDataset` sharded by rank, and returns
 an :class:`~rscovlm_ref.train.trainer.RSCoVLMTrainer`; :func:`train` runs it
-(optionally resuming from a checkpoint) and saves the final model and processor.
+(optionally resuming from a checkpoint) and saves the final model and processor
+(with LoRA: the adapter in ``final/`` and the merged model in ``final_merged/``).
 """
 
 from __future__ import annotations
@@ -137,6 +138,10 @@ def build_trainer(
 
         frozen = freeze_parts(model, cfg.freeze)
         logger.info("froze %s: %d parameters", ", ".join(cfg.freeze), frozen)
+    if cfg.lora is not None:
+        from rscovlm_ref.train.lora import apply_lora
+
+        model = apply_lora(model, cfg.lora_spec())
     mixture_path = cfg.mixture_path()
     mixture = load_mixture(mixture_path)
     base = Path(cfg.data_root) if cfg.data_root else mixture_path.parent
@@ -177,4 +182,9 @@ def train(cfg: TrainConfig, *, resume: str | bool | None = None, save_final: boo
     if save_final:
         final = Path(cfg.output_dir) / "final"
         trainer.save_model(str(final))
+        if cfg.lora is not None and trainer.args.should_save:
+            # final/ holds the adapter; final_merged/ a plain checkpoint for inference and vLLM
+            from rscovlm_ref.train.lora import merge_lora
+
+            merge_lora(trainer.model, Path(cfg.output_dir) / "final_merged", trainer.processing_class)
     return trainer

@@ -224,7 +224,12 @@ class RSCoVLMTrainer(Trainer):
         keep[:, :-1] = labels[:, 1:] != IGNORE_INDEX
         targets = labels[:, 1:][keep[:, :-1]]
         unwrapped = self.accelerator.unwrap_model(model)
-        logits = selective_logits(unwrapped if unwrapped is model else model, inputs, keep, portable=unwrapped is model)
+        if unwrapped is model:
+            # a peft model: the Qwen2.5-VL inside it (adapters injected) has .model and .lm_head
+            core = unwrapped.get_base_model() if hasattr(unwrapped, "get_base_model") else unwrapped
+            logits = selective_logits(core, inputs, keep, portable=True)
+        else:
+            logits = selective_logits(model, inputs, keep, portable=False)
         loss = token_sum_loss(logits, targets, num_items_in_batch)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             # num_items_in_batch counts every rank's tokens; DDP averages gradients over ranks
