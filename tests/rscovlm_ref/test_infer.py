@@ -773,3 +773,22 @@ def test_captions_are_scored_as_captions_not_by_exact_match() -> None:
     p, r = 4 / 5, 4 / 7
     assert caption["rouge_l"] == pytest.approx((1.0 + 2.44 * p * r / (r + 1.44 * p)) / 2)
     assert caption["num_samples"] == 2 and "accuracy" not in caption
+
+
+def test_answers_cut_at_the_token_limit_are_flagged(processor: Any, tiny_config: Any, tmp_path: Path) -> None:
+    from rscovlm_ref.infer.backends import GeneratedText
+
+    model = testing.tiny_qwen25vl(seed=0, attn_implementation="sdpa", config=tiny_config)
+    request = GenerationRequest([Message.text("user", "Describe the harbour.")], [])
+    out = HFBackend(model, processor, max_new_tokens=3).generate([request])[0]
+    # independently: the model's own greedy continuation, and whether a stop token came within 3 tokens
+    prompt = processor.tokenizer(prompt_text(request.messages), return_tensors="pt", add_special_tokens=False)
+    with torch.no_grad():
+        ids = model.generate(**prompt, max_new_tokens=3, do_sample=False)[0, prompt["input_ids"].shape[1] :]
+    stops = {processor.tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")}
+    assert isinstance(out, GeneratedText) and out.truncated == (not stops & set(ids.tolist()))
+
+    engine = InferenceEngine(Scripted(lambda r: GeneratedText("1,2,3,4 ship\n5,6", truncated=True)))
+    item = InferenceItem("a", [Message("user", (Message.text("user", "x").content[0],))], [], FRAME)
+    answer = engine.run([item])[0]
+    assert answer.truncated and answer.text == "1,2,3,4 ship\n5,6" and engine.stats["truncated"] == 1

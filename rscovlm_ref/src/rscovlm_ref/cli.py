@@ -127,6 +127,11 @@ def _summary(metrics: dict, elapsed: float, out: str) -> str:
     zoom = metrics.get("zoom")
     if zoom:
         lines.append(f"zoom chain: {zoom['zoom']}")
+    if run["engine"].get("truncated"):
+        lines.append(
+            f"warning: {run['engine']['truncated']} answers stopped at --max-new-tokens: raise it (dense detection "
+            "answers are long)"
+        )
     lines.append(f"written: {out}/predictions*.jsonl, {out}/metrics.json")
     return "\n".join(lines)
 

@@ -38,7 +38,22 @@ from rsformat.records import Message
 if TYPE_CHECKING:
     from PIL import Image
 
-__all__ = ["Backend", "GenerationRequest", "HFBackend", "VLLMBackend", "stop_token_ids"]
+__all__ = ["Backend", "GeneratedText", "GenerationRequest", "HFBackend", "VLLMBackend", "stop_token_ids"]
+
+
+class GeneratedText(str):
+    """An answer (a ``str``) that also says whether it stopped at ``max_new_tokens`` (``truncated``).
+
+    A dense detection answer cut at the token limit loses its last objects; the
+    engine and the evaluation count such answers so the limit can be raised.
+    """
+
+    truncated: bool
+
+    def __new__(cls, text: str, truncated: bool = False) -> GeneratedText:
+        obj = super().__new__(cls, text)
+        obj.truncated = bool(truncated)
+        return obj
 
 
 @dataclass
@@ -52,7 +67,9 @@ class GenerationRequest:
 class Backend(Protocol):
     """Greedy generation for a batch of prompts (see the module doc)."""
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[str]: ...
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
+        """One answer per request; a :class:`GeneratedText` when the backend knows whether it was truncated."""
+        ...
 
 
 def stop_token_ids(tokenizer: Any) -> list[int]:
@@ -174,7 +191,11 @@ class HFBackend:
                 use_cache=True,
             )
         new = generated[:, length:].cpu()
-        return self.processor.tokenizer.batch_decode(new, skip_special_tokens=True)
+        texts = self.processor.tokenizer.batch_decode(new, skip_special_tokens=True)
+        stops = torch.tensor(self.stop_ids or [-1])
+        # a row without a stop token among its new tokens ran into max_new_tokens
+        ended = torch.isin(new, stops).any(dim=1).tolist()
+        return [GeneratedText(t, truncated=not e and new.shape[1] >= self.max_new_tokens) for t, e in zip(texts, ended)]
 
 
 class VLLMBackend:
@@ -231,4 +252,7 @@ class VLLMBackend:
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
         outputs = self.llm.generate([self.request_input(r) for r in requests], self.params, use_tqdm=False)
-        return [o.outputs[0].text for o in outputs]
+        return [
+            GeneratedText(o.outputs[0].text, truncated=getattr(o.outputs[0], "finish_reason", None) == "length")
+            for o in outputs
+        ]

@@ -100,6 +100,7 @@ class InferenceAnswer:
         input_size: ``(width, height)`` image 0 was shown at (the frame of its boxes), or ``None``.
         status: ``"ok"``, ``"zoom_invalid"`` or ``"zoom_limit"`` (see the module doc).
         problems: Why calls could not be executed.
+        truncated: Some output stopped at the backend's ``max_new_tokens``.
     """
 
     id: str
@@ -109,6 +110,7 @@ class InferenceAnswer:
     input_size: tuple[int, int] | None = None
     status: str = "ok"
     problems: list[str] = field(default_factory=list)
+    truncated: bool = False
 
 
 class _Chain:
@@ -148,8 +150,8 @@ class InferenceEngine:
         backend: Greedy generation (``HFBackend``, ``VLLMBackend``, or any object with ``generate``).
         max_zoom_rounds: Zoom calls executed per item (training teaches one).
 
-    :attr:`stats` counts items, zoom calls executed, invalid calls and items
-    stopped at the round limit over the engine's life.
+    :attr:`stats` counts items, zoom calls executed, invalid calls, items
+    stopped at the round limit and outputs cut at the token limit over the engine's life.
     """
 
     def __init__(self, backend: Backend, *, max_zoom_rounds: int = 1) -> None:
@@ -183,6 +185,10 @@ class InferenceEngine:
 
     def _step(self, chain: _Chain, output: str, *, last: bool) -> None:
         answer = chain.answer
+        if getattr(output, "truncated", False):
+            answer.truncated = True
+            self.stats["truncated"] += 1
+        output = str(output)
         answer.turns.append(output)
         calls = parse_tool_calls(output) if chain.item.zoom else []
         if not calls:

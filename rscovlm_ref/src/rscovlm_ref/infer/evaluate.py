@@ -330,6 +330,7 @@ def predict(
                     zooms=[list(z) for z in answer.zooms],
                     problems=answer.problems,
                     zoom=item.zoom,
+                    truncated=answer.truncated,
                 )
                 if answer.input_size is not None:
                     line.update(input_width=answer.input_size[0], input_height=answer.input_size[1])
@@ -374,6 +375,11 @@ def predict(
         bar.close()
     report.errors = dict(errors)
     report.engine = dict(engine.stats - stats_before)
+    if report.engine.get("truncated"):
+        logger.warning(
+            "%d answers stopped at the token limit (max_new_tokens): their last objects or words are missing",
+            report.engine["truncated"],
+        )
     return report
 
 
