@@ -26,17 +26,24 @@ Frames: ``RenderFrame.smart(min_pixels, max_pixels)`` (default 224² to
 1008², the training budget); the paper's "Max Mode" shows every image at the
 upper limit, ``RenderFrame.smart(max_pixels, max_pixels)``.
 
-Example (a scripted backend stands in for a model):
+Example (a scripted backend stands in for a model: it zooms, then answers):
     >>> import tempfile
+    >>> from PIL import Image
     >>> from rscovlm_ref.infer.engine import InferenceEngine
-    >>> from rsformat.render import RenderFrame
-    >>> class Always:
+    >>> from rsformat.records import ZoomRecord
+    >>> rec = ZoomRecord("STAR_1", "lrs", "test", "a.png", 800, 600, question="What is it?", answer="ship",
+    ...                  category="object")
+    >>> call = '<tool_call>\\n{"name": "image_zoom_in", "arguments": {"bbox": [0, 0, 56, 56]}}\\n</tool_call>'
+    >>> class Scripted:
     ...     def generate(self, requests):
-    ...         return ["Red"] * len(requests)
+    ...         return ["Ship." if len(r.images) == 2 else call for r in requests]
     >>> out = tempfile.mkdtemp()
-    >>> report = predict([], InferenceEngine(Always()), out, frame=RenderFrame.smart(), quiet=True)
-    >>> report.written, report.skipped_done
-    (0, 0)
+    >>> report = predict([EvalRecord(rec, lambda i: Image.new("RGB", (800, 600)))], InferenceEngine(Scripted()),
+    ...                  out, frame=RenderFrame.smart(), quiet=True)
+    >>> lines = read_predictions(out)
+    >>> # 800 x 600 is shown at 812 x 588: the call's 56 is ceil(56 * 800 / 812) = 56 and ceil(56 * 600 / 588) = 58
+    >>> lines["STAR_1"]["prediction"], lines["STAR_1"]["zooms"], score([rec], lines)["zoom"]["open_ended"]["overall_accuracy"]
+    ('Ship.', [[0, 0, 56, 58]], 1.0)
 """
 
 from __future__ import annotations
