@@ -679,14 +679,14 @@ def test_evaluating_a_dataset_with_repeated_ids_is_refused(tmp_path: Path) -> No
 
 def test_the_paper_evaluation_suite_validates() -> None:
     from rscovlm_ref.infer.suite import load_suite
-    from rsformat.converters.base import get_converter
+    from rsformat.converters.rscovlm_bundle import BUNDLE_LAYOUT
 
     configs = Path(__file__).resolve().parents[2] / "rscovlm_ref" / "configs"
     suite = load_suite(configs / "eval_paper.yaml")
     names = [b.name for b in suite.benchmarks]
     assert {"dota_val512", "dota_val512_max", "lrsvqa", "lrsvqa_zoom", "geoground_224", "cls_aid"} <= set(names)
-    for b in suite.benchmarks:  # every config is what an rsformat command writes
-        get_converter(b.config.removesuffix("_ss512"))
+    for b in suite.benchmarks:  # every config is one that the rsformat commands in the file's header write
+        assert b.config in BUNDLE_LAYOUT if b.dataset.endswith("rscovlm") else b.config == "dota_ss512", b.name
     by_name = {b.name: b for b in suite.benchmarks}
     # Max Mode: a 512 px patch is shown at the 1008^2 limit (512 * sqrt(1008^2 / 512^2) = 1008, a multiple of 28)
     assert by_name["dota_val512_max"].frame().size(512, 512) == (1008, 1008)
