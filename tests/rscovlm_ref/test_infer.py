@@ -792,3 +792,24 @@ def test_answers_cut_at_the_token_limit_are_flagged(processor: Any, tiny_config:
     item = InferenceItem("a", [Message("user", (Message.text("user", "x").content[0],))], [], FRAME)
     answer = engine.run([item])[0]
     assert answer.truncated and answer.text == "1,2,3,4 ship\n5,6" and engine.stats["truncated"] == 1
+
+
+def test_a_record_that_cannot_be_rendered_is_written_with_its_error(tmp_path: Path) -> None:
+    from rsformat.records import ContentPart, ConversationRecord
+
+    user = Message("user", (ContentPart("image", image=0), ContentPart("text", text="Where is <box:3>?")))
+    bad = ConversationRecord("bad", "x", "test", ("a.png",), (user, Message.text("assistant", "Here.")), task="vqa")
+    good = ConversationRecord(
+        "good", "x", "test", ("a.png",),
+        (Message("user", (ContentPart("image", image=0), ContentPart("text", text="Color?"))), Message.text("assistant", "Red")),
+        task="vqa",
+    )  # fmt: skip
+    entries = [EvalRecord(r, lambda i: Image.new("RGB", (64, 64))) for r in (bad, good)]
+    report = predict(entries, InferenceEngine(Scripted(lambda r: "red")), tmp_path, frame=FRAME, quiet=True)
+    lines = read_predictions(tmp_path)
+    assert report.written == 2 and report.errors == {"ValueError": 1}
+    assert lines["bad"]["prediction"] is None and "box" in lines["bad"]["error"] and lines["bad"]["target"] is None
+    m = score([bad, good], lines)
+    # the bad record has no reference to score against; it is reported, the good one is right
+    assert m["errors"] == 1 and m["conversation"]["vqa"]["overall_accuracy"] == 1.0
+    assert m["conversation"]["without_reference"] == 1

@@ -343,7 +343,11 @@ def predict(
                     line.update(input_width=answer.input_size[0], input_height=answer.input_size[1])
                 if item.images:
                     line.update(image_width=item.images[0].width, image_height=item.images[0].height)
-            line["target"] = _target(record, frame, item_style)
+            try:
+                line["target"] = _target(record, frame, item_style)
+            except Exception as err:  # the record's own error is already on the line (or will be scored)
+                line["target"] = None
+                line.setdefault("error", f"{type(err).__name__}: {err}")
             fh.write(json.dumps(line, ensure_ascii=False) + "\n")
             report.written += 1
         fh.flush()
