@@ -373,7 +373,7 @@ def test_cpu_example_runs_through_the_cli(
     )  # fmt: skip
     text = capsys.readouterr().out
     assert code == 0
-    assert "step     3/3" in text and "loads back" in text and "max |diff| 0.0e+00" in text
+    assert "step     3/3" in text and "eta 00:00:00" in text and "loads back" in text and "max |diff| 0.0e+00" in text
     assert (out / "final" / "config.json").is_file()
     losses = [
         json.loads(line)["loss"] for line in (out / "train_log.jsonl").read_text().splitlines() if '"loss"' in line

@@ -387,10 +387,13 @@ class JsonlLogCallback(TrainerCallback):
             rate = done / elapsed if elapsed > 0 else 0.0
             skipped = {k[5:]: int(v) for k, v in logs.items() if k.startswith("data/") and k != "data/samples" and v}
             extra = f"  skipped {skipped}" if skipped else ""
+            left = max(state.max_steps - state.global_step, 0)
+            eta = time.strftime("%H:%M:%S", time.gmtime(left / rate)) if rate > 0 else "?"
+            days = int(left / rate // 86400) if rate > 0 else 0
             print(
                 f"step {state.global_step:>5}/{state.max_steps}  loss {logs['loss']:.4f}  "
                 f"lr {logs.get('learning_rate', 0.0):.2e}  grad_norm {logs.get('grad_norm', float('nan')):.3f}  "
-                f"{rate:.2f} steps/s{extra}",
+                f"{rate:.2f} steps/s  eta {f'{days}d ' if days else ''}{eta}{extra}",
                 flush=True,
             )
 
