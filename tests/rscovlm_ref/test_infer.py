@@ -392,6 +392,8 @@ def test_cli_eval_runs_resumes_and_refuses_a_retrained_model(
     assert len(lines) == 3 and all(x["family"] == "zoom" and x["target"] for x in lines)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["zoom"]["open_ended"]["num_total"] == 3 and metrics["setup"]["config"] == "lrs_vqa"
+    assert list(metrics["setup"]["data_files"]) == ["test-00000-of-00001.parquet"]
+    assert set(metrics["versions"]) == {"rsmetrics", "rsformat", "rscovlm-ref"}
 
     assert main(args) == 0
     assert "0 now, 3 from an earlier run" in capsys.readouterr().out

@@ -119,6 +119,31 @@ def _prediction_files(out: Path) -> list[Path]:
     return sorted(out.glob("predictions*.jsonl"))
 
 
+def data_fingerprint(dataset: str | os.PathLike[str], config: str | None, split: str) -> dict[str, Any]:
+    """The split's parquet files with their sizes and mtimes (a changed dataset is another setup)."""
+    folder = Path(str(dataset))
+    if str(dataset).startswith("hf://") or not folder.is_dir():
+        return {"dataset": str(dataset)}
+    if config is None:
+        configs = [p.name for p in folder.iterdir() if p.is_dir() and any(p.glob("*.parquet"))]
+        config = configs[0] if len(configs) == 1 else None
+    files = sorted((folder / config).glob(f"{split}-*.parquet")) if config else []
+    return {f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the three packages (the prompts, parsers and metrics behind a number)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("rsmetrics", "rsformat", "rscovlm-ref"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:  # pragma: no cover - a source checkout without metadata
+            out[name] = "unknown"
+    return out
+
+
 def _check_setup(path: Path, setup: Mapping[str, Any] | None, overwrite: bool, count: int) -> None:
     out, saved = path.parent, path.parent / SETUP_NAME
     if overwrite:
@@ -729,6 +754,7 @@ def evaluate_dataset(
         "dataset": str(Path(str(dataset)).resolve()) if not str(dataset).startswith("hf://") else str(dataset),
         "config": config,
         "split": split,
+        "data_files": data_fingerprint(dataset, config, split),
         "frame": frame.to_dict(),
         "style": None if style is None else {"output": style.output, "box": style.box},
         "zoom": zoom,
@@ -773,5 +799,6 @@ def evaluate_dataset(
     metrics["complete"] = True
     metrics["run"] = report.to_dict()
     metrics["setup"] = setup
+    metrics["versions"] = package_versions()
     write_metrics(Path(out_dir) / "metrics.json", metrics)
     return metrics
