@@ -134,10 +134,11 @@ class _Chain:
         self.shown.append(crop)
 
 
-def _call_box(arguments: Any, frame_size: tuple[int, int]) -> tuple[list[int] | None, str | None]:
-    bbox = arguments.get("bbox") if isinstance(arguments, dict) else None
+def _call_box(arguments: dict[str, Any], frame_size: tuple[int, int]) -> tuple[list[int] | None, str | None]:
+    """The call's box clipped to the input frame, or ``None`` and why (a box starting outside it)."""
+    bbox = arguments["bbox"]  # validated by the schema: four non-negative integers, x1 < x2, y1 < y2
     fw, fh = frame_size
-    x1, y1, x2, y2 = bbox  # validated by the schema: four non-negative integers, x1 < x2, y1 < y2
+    x1, y1, x2, y2 = bbox
     if x1 >= fw or y1 >= fh:
         return None, f"bbox {bbox} starts outside the {fw}x{fh} input image"
     return [x1, y1, min(x2, fw), min(y2, fh)], None
