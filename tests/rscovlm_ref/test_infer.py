@@ -687,14 +687,16 @@ def test_the_paper_evaluation_suite_validates() -> None:
     suite = load_suite(configs / "eval_paper.yaml")
     names = [b.name for b in suite.benchmarks]
     assert {"dota_val512", "dota_val512_max", "lrsvqa", "lrsvqa_zoom", "geoground_224", "cls_aid"} <= set(names)
+    written = {"rscovlm": set(BUNDLE_LAYOUT), "eval": {"dota_ss512"}, "mme": {"mme_realworld"}}
     for b in suite.benchmarks:  # every config is one that the rsformat commands in the file's header write
-        assert b.config in BUNDLE_LAYOUT if b.dataset.endswith("rscovlm") else b.config == "dota_ss512", b.name
+        assert b.config in written[Path(b.dataset).name], b.name
     by_name = {b.name: b for b in suite.benchmarks}
     # Max Mode: a 512 px patch is shown at the 1008^2 limit (512 * sqrt(1008^2 / 512^2) = 1008, a multiple of 28)
     assert by_name["dota_val512_max"].frame().size(512, 512) == (1008, 1008)
     assert by_name["dota_val512"].frame().size(512, 512) == (504, 504)  # round(512 / 28) * 28
     assert by_name["geoground_224"].frame().size(800, 800) == (224, 224)
     assert not by_name["lrsvqa"].zoom and by_name["lrsvqa_zoom"].zoom
+    assert by_name["mme_rs_zoom"].no_zoom_categories == ["count", "position"]
     assert suite.out.endswith("outputs/eval/paper") and suite.backend == "vllm"
 
 
@@ -815,3 +817,49 @@ def test_a_record_that_cannot_be_rendered_is_written_with_its_error(tmp_path: Pa
     # the bad record has no reference to score against; it is reported, the good one is right
     assert m["errors"] == 1 and m["conversation"]["vqa"]["overall_accuracy"] == 1.0
     assert m["conversation"]["without_reference"] == 1
+
+
+def test_mme_realworld_multiple_choice_with_zoom_end_to_end(tmp_path: Path) -> None:
+    """rsformat converts MME-RealWorld, the engine zooms (not on count / position), rsmetrics scores letters."""
+    from rscovlm_ref.infer.evaluate import evaluate_dataset
+    from rsformat.converters.base import ConversionReport, get_converter
+    from rsformat.hub import write_dataset
+
+    src = tmp_path / "mme"
+    (src / "rs").mkdir(parents=True)
+    _gradient(1400, 1000).save(src / "rs" / "a.png")
+    items = []
+    for i, (category, truth) in enumerate([("color", "B"), ("color", "A"), ("count", "C"), ("position", "D")]):
+        items.append({
+            "Question_id": f"perception/remote_sensing/{category}/{i:04d}", "Image": "rs/a.png", "Text": f"Q{i}?",
+            "Answer choices": ["(A) one", "(B) two", "(C) three", "(D) four", "(E) none"], "Ground truth": truth,
+            "Subtask": "Remote Sensing", "Category": category,
+        })  # fmt: skip
+    (src / "MME_RealWorld.json").write_text(json.dumps(items))
+    report = ConversionReport("mme_realworld")
+    records = list(get_converter("mme_realworld")(src).records("test", report))
+    write_dataset({"test": records}, tmp_path / "ds", family="zoom", config_name="mme", embed_images=True,
+                  image_root=src)  # fmt: skip
+
+    def rule(r: GenerationRequest) -> str:
+        zooming = r.messages[0].role == "system"
+        if zooming and len(r.images) == 1:
+            return _call([0, 0, 112, 112])
+        question = (r.messages[1] if zooming else r.messages[0]).text_content
+        # Q0 right (B), Q1 wrong (says B, truth A), Q2 right (C), Q3 answers with no letter
+        return {"Q0?": "The best answer is: B", "Q1?": "B", "Q2?": "(C)", "Q3?": "I cannot tell."}[question[:3]]
+
+    backend = Scripted(rule)
+    metrics = evaluate_dataset(InferenceEngine(backend), tmp_path / "ds", tmp_path / "out", config="mme",
+                               split="test", frame=FRAME, no_zoom_categories=("count", "position"), quiet=True)  # fmt: skip
+    mcq = metrics["zoom"]["multiple_choice"]
+    assert (mcq["num_correct"], mcq["num_total"], mcq["num_unparsed"]) == (2, 4, 1)
+    assert mcq["per_category"] == {
+        "color": {"accuracy": 0.5, "num_total": 2},
+        "count": {"accuracy": 1.0, "num_total": 1},
+        "position": {"accuracy": 0.0, "num_total": 1},
+    }
+    assert metrics["zoom"]["zoom"] == {"asked": 2, "zoomed": 2, "status": {"ok": 2}}  # the two color questions
+    lines = read_predictions(tmp_path / "out")
+    assert "The choices are listed below" in backend.requests[0].messages[1].text_content
+    assert lines["perception/remote_sensing/count/0002"]["zoom"] is False

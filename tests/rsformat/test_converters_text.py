@@ -444,3 +444,40 @@ def test_double_period_rule(text, expected):
     from rsformat.converters.geochat import _DOUBLE_DOT
 
     assert _DOUBLE_DOT.apply(text) == expected
+
+
+# --------------------------------------------------------------------------- MME-RealWorld
+
+
+def test_mme_realworld_remote_sensing_questions(tmp_path: Path) -> None:
+    _image(tmp_path / "remote_sensing/a.png", (3000, 2000))
+    _image(tmp_path / "AutonomousDriving/b.jpg", (1600, 900))
+
+    def item(qid: str, image: str, subtask: str, truth: object, category: str = "color") -> dict:
+        return {
+            "Question_id": qid, "Image": image, "Text": "What is the color of the roof?",
+            "Answer choices": ["(A) red", "(B) blue", "(C) white", "(D) gray", "(E) The image does not feature it."],
+            "Ground truth": truth, "Task": "Perception", "Subtask": subtask, "Category": category,
+        }  # fmt: skip
+
+    _json(
+        tmp_path / "MME_RealWorld.json",
+        [
+            item("perception/remote_sensing/color/0001", "remote_sensing/a.png", "Remote Sensing", "B"),
+            item("perception/remote_sensing/count/0002", "remote_sensing/a.png", "Remote Sensing", "(C)", "count"),
+            item("perception/autonomous_driving/0003", "AutonomousDriving/b.jpg", "Autonomous_Driving", "A"),
+            item("perception/remote_sensing/color/0004", "remote_sensing/a.png", "Remote Sensing", "Z"),
+            item("perception/remote_sensing/color/0005", "remote_sensing/missing.png", "Remote Sensing", "A"),
+        ],
+    )
+    assert get_converter("mme_realworld")(tmp_path).splits() == ["test"]
+    recs, report = _run("mme_realworld", tmp_path, "test")
+    assert [r.id for r in recs] == ["perception/remote_sensing/color/0001", "perception/remote_sensing/count/0002"]
+    first = recs[0]
+    assert (first.width, first.height) == (3000, 2000) and first.image == "remote_sensing/a.png"
+    assert first.choices == ("red", "blue", "white", "gray", "The image does not feature it.")
+    assert first.answer == "B" and recs[1].answer == "C" and recs[1].category == "count"
+    assert first.rois == () and first.source == "mme_realworld/remote_sensing"
+    assert report.skipped == {"other_subtask": 1, "bad_mcq": 1, "missing_image": 1}
+    everything, _ = _run("mme_realworld", tmp_path, "test", subtask=None)
+    assert len(everything) == 3  # the driving question too

@@ -574,7 +574,14 @@ def _zoom_scores(records: Sequence[ZoomRecord], lines: Mapping[str, dict[str, An
         out["open_ended"] = {"metric": f"LRS-VQA ({matcher})", **result.to_dict()}
     if mcq:
         result = multiple_choice_accuracy([lines[str(r.id)].get("prediction") for r in mcq], [r.answer for r in mcq])
-        out["multiple_choice"] = {"metric": "MCQ accuracy", **result.to_dict()}
+        per_category = {}
+        for category in sorted({str(r.category) for r in mcq}):
+            group = [r for r in mcq if str(r.category) == category]
+            part = multiple_choice_accuracy(
+                [lines[str(r.id)].get("prediction") for r in group], [r.answer for r in group]
+            )
+            per_category[category] = {"accuracy": part.accuracy, "num_total": len(group)}
+        out["multiple_choice"] = {"metric": "MCQ accuracy", **result.to_dict(), "per_category": per_category}
     zoomed = [lines[str(r.id)] for r in records if lines[str(r.id)].get("zoom")]
     out["zoom"] = {
         "asked": len(zoomed),

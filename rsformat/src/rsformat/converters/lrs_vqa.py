@@ -48,7 +48,7 @@ from rsformat.converters.base import CleaningRule, ConversionReport, Converter, 
 from rsformat.converters.refgeo import checked_hbb, record_size
 from rsformat.records import ZoomRecord
 
-__all__ = ["LRS_VQA_RULES", "LrsVqaConverter", "LrsVqaZoomConverter", "strip_private_prefix"]
+__all__ = ["LRS_VQA_RULES", "LrsVqaConverter", "LrsVqaZoomConverter", "mcq_choices", "strip_private_prefix"]
 
 _SUFFIX = re.compile(r"\s*Answer the question using a single word or phrase\.?\s*$", re.IGNORECASE)
 
@@ -188,7 +188,7 @@ _CHOICE_PREFIX = re.compile(r"^\(\s*([A-Z])\s*\)\s*")
 _LETTER = re.compile(r"^\(?\s*([A-Z])\s*\)?(?:[\s.:]|$)")
 
 
-def _mcq(choices: Any, truth: Any, where: str, report: ConversionReport) -> tuple[tuple[str, ...], str]:
+def mcq_choices(choices: Any, truth: Any, where: str, report: ConversionReport) -> tuple[tuple[str, ...], str]:
     """Choices without their ``(A)`` prefixes, and the answer letter."""
     if not isinstance(choices, list) or not choices or not all(isinstance(c, str) for c in choices):
         raise RecordError("bad_mcq", "Answer choices is not a list of strings")
@@ -260,7 +260,7 @@ class LrsVqaZoomConverter(_LrsBase):
         choices: tuple[str, ...] | None = None
         if "Text" in item:
             question = item["Text"]
-            choices, answer = _mcq(item.get("Answer choices"), item.get("Ground truth"), where, report)
+            choices, answer = mcq_choices(item.get("Answer choices"), item.get("Ground truth"), where, report)
         else:
             question, answer = item.get("question"), item.get("answer")
         if not isinstance(question, str) or not question.strip() or answer is None or not str(answer).strip():
