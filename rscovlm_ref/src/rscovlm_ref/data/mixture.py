@@ -211,13 +211,21 @@ class MixtureConfig:
         return cls(specs, seed, mode, num, source)
 
 
-def load_mixture(path: str | os.PathLike[str]) -> MixtureConfig:
-    """Read and validate a mixture YAML file (safe loader: no arbitrary objects)."""
+def read_yaml(path: str | os.PathLike[str], what: str) -> Any:
+    """The YAML document of a config file (safe loader: no arbitrary objects); errors name the file.
+
+    Raises:
+        ConfigError: a missing file (``no such <what>``) or invalid YAML.
+    """
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{p}: no such mixture config") from None
+        raise ConfigError(f"{p}: no such {what}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{p}: not valid YAML ({err})") from None
-    return MixtureConfig.from_dict(data or {}, source=str(p))
+
+
+def load_mixture(path: str | os.PathLike[str]) -> MixtureConfig:
+    """Read and validate a mixture YAML file."""
+    return MixtureConfig.from_dict(read_yaml(path, "mixture config") or {}, source=str(Path(path)))

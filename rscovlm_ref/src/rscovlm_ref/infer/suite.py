@@ -34,9 +34,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from rscovlm_ref.data.mixture import ConfigError
+from rscovlm_ref.data.mixture import ConfigError, read_yaml
 from rsformat.render import RenderFrame, RenderStyle
 
 __all__ = ["Benchmark", "SuiteConfig", "headline", "load_suite", "run_suite", "summary_table"]
@@ -153,13 +151,7 @@ def load_suite(path: str | os.PathLike[str]) -> SuiteConfig:
     """Read and validate a suite file; relative ``dataset``, ``image_root``, ``model`` and ``out`` resolve
     against its folder (when that path exists there, for ``model``: it may be a Hub id)."""
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such suite file") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML ({err})") from None
-    suite = SuiteConfig.from_dict(data or {}, source=str(p))
+    suite = SuiteConfig.from_dict(read_yaml(p, "suite file") or {}, source=str(p))
     base = p.resolve().parent
 
     def here(value: str | None) -> str | None:

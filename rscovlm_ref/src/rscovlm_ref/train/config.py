@@ -23,9 +23,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from rscovlm_ref.data.mixture import ConfigError
+from rscovlm_ref.data.mixture import ConfigError, read_yaml
 
 __all__ = ["ConfigError", "TrainConfig", "load_train_config"]
 
@@ -229,12 +227,6 @@ class TrainConfig:
 def load_train_config(path: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
     """Read and validate a training YAML file; ``overrides`` (non-``None`` values) replace its fields."""
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such training config") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML ({err})") from None
-    data = dict(data or {})
+    data = dict(read_yaml(p, "training config") or {})
     data.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig.from_dict(data, source=str(p))

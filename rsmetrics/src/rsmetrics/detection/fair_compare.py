@@ -136,11 +136,9 @@ class FairComparison:
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
         if path is not None:
-            out = Path(path)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(out.name + ".tmp.png")
-            fig.savefig(tmp, bbox_inches="tight")
-            tmp.replace(out)
+            from rsmetrics.io._common import save_figure
+
+            save_figure(fig, path)
         return fig, ax
 
 

@@ -203,11 +203,9 @@ class DetectionResult:
         ax.legend(fontsize=7, loc="lower right")
         ax.grid(axis="x", alpha=0.3)
         if path is not None:
-            out = Path(path)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = out.with_name(out.name + ".tmp.png")
-            fig.savefig(tmp, bbox_inches="tight")
-            tmp.replace(out)
+            from rsmetrics.io._common import save_figure
+
+            save_figure(fig, path)
         return fig, ax
 
     def __str__(self) -> str:

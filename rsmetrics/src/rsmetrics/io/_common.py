@@ -10,7 +10,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, ClassVar
+from typing import IO, Any, ClassVar
 
 from rsmetrics.errors import RecordError
 
@@ -134,3 +134,16 @@ def atomic_write_json(path: str | os.PathLike[str], payload: object, indent: int
         return str(value)
 
     atomic_write_text(path, json.dumps(payload, indent=indent, default=default) + "\n")
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a matplotlib figure as PNG atomically (a temporary sibling, then a rename); returns the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.png")
+    try:
+        fig.savefig(tmp, bbox_inches="tight")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
