@@ -863,3 +863,24 @@ def test_mme_realworld_multiple_choice_with_zoom_end_to_end(tmp_path: Path) -> N
     lines = read_predictions(tmp_path / "out")
     assert "The choices are listed below" in backend.requests[0].messages[1].text_content
     assert lines["perception/remote_sensing/count/0002"]["zoom"] is False
+
+
+def test_evaluate_dataset_merges_patches_into_task1_files(tmp_path: Path) -> None:
+    from rscovlm_ref.infer.evaluate import evaluate_dataset
+    from rsformat.hub import write_dataset
+
+    ship = DetectionObject.from_quad("ship", [50, 300, 150, 300, 150, 350, 50, 350])
+    patches = [
+        DetectionRecord("P0001__600__0___0", "dota", "test", "a.png", 600, 600, ()),
+        DetectionRecord("P0001__600__400___0", "dota", "test", "b.png", 600, 600, (ship,)),
+    ]
+    for r in patches:
+        Image.new("RGB", (600, 600)).save(tmp_path / r.image)
+    write_dataset({"test": patches}, tmp_path / "ds", family="detection", config_name="dota_ss600",
+                  embed_images=True, image_root=tmp_path)  # fmt: skip
+    engine = InferenceEngine(Scripted(lambda r: "There are none."))
+    metrics = evaluate_dataset(engine, tmp_path / "ds", tmp_path / "out", split="test", merge_patches=True,
+                               frame=RenderFrame.smart(112 * 112, 224 * 224), quiet=True)  # fmt: skip
+    assert metrics["merged"]["images"] == 1 and metrics["merged"]["detections"] == 0
+    assert (tmp_path / "out" / "task1" / "Task1_ship.txt").read_text() == ""
+    assert metrics["detection"]["per_class"]["ship"]["num_gt"] == 1 and metrics["detection"]["map"] == 0.0

@@ -66,6 +66,7 @@ from rsformat.render import RenderFrame, RenderStyle, render, render_prompt
 from rsmetrics.io._common import atomic_write_json, atomic_write_text
 
 __all__ = [
+    "DatasetRecords",
     "EvalRecord",
     "PredictReport",
     "SetupMismatchError",
@@ -677,6 +678,32 @@ def write_metrics(path: str | os.PathLike[str], metrics: Mapping[str, Any]) -> N
     atomic_write_json(path, clean(dict(metrics)))
 
 
+class DatasetRecords(Sequence[EvalRecord]):
+    """The records of a dataset split, read on access (a split's images are never all in memory).
+
+    Each item is an :class:`EvalRecord` whose opener decodes that record's images.
+    """
+
+    def __init__(self, source: Any, size: int) -> None:
+        self.source = source
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int) -> EvalRecord:  # type: ignore[override]
+        if not -self.size <= index < self.size:
+            raise IndexError(index)
+        record, cells = self.source.record(index % self.size)
+
+        def opener(k: int) -> Any:
+            if not 0 <= k < len(cells):
+                raise ValueError(f"record {record.id!r} has no image {k}")
+            return self.source.open_image(cells[k])
+
+        return EvalRecord(record, opener)
+
+
 def open_records(
     dataset: str | os.PathLike[str],
     *,
@@ -684,7 +711,7 @@ def open_records(
     split: str = "test",
     image_root: str | None = None,
     limit: int | None = None,
-) -> tuple[list[EvalRecord], list[str] | None]:
+) -> tuple[DatasetRecords, list[str] | None]:
     """The records of an rsformat dataset split (the first ``limit``), and its classes if it is a detection one."""
     from rscovlm_ref.data.dataset import RecordSource
     from rscovlm_ref.data.mixture import DatasetSpec
@@ -693,18 +720,8 @@ def open_records(
                        image_root=image_root)  # fmt: skip
     source = RecordSource(spec, ".")
     n = source.size if limit is None else min(limit, source.size)
-    out = []
-    for i in range(n):
-        record, cells = source.record(i)
-
-        def opener(k: int, cells: list[Any] = cells) -> Any:
-            if not 0 <= k < len(cells):
-                raise ValueError(f"the record has no image {k}")
-            return source.open_image(cells[k])
-
-        out.append(EvalRecord(record, opener))
     classes = source.categories() if source.family == "detection" else None
-    return out, classes
+    return DatasetRecords(source, n), classes
 
 
 def evaluate_dataset(
@@ -746,7 +763,8 @@ def evaluate_dataset(
     (:func:`write_merged_task1`), the test-server submission.
     """
     entries, classes = open_records(dataset, config=config, split=split, image_root=image_root, limit=limit)
-    ids = Counter(str(e.record.id) for e in entries)
+    records = [e.record for e in entries]  # without their images: the entries open those one at a time
+    ids = Counter(str(r.id) for r in records)
     repeated = sorted(i for i, n in ids.items() if n > 1)
     if repeated:  # predictions are keyed by id: two records with one id would share one answer
         raise ValueError(
@@ -785,12 +803,12 @@ def evaluate_dataset(
         shard=shard,
     )
     lines = read_predictions(out_dir)
-    missing = sum(1 for e in entries if str(e.record.id) not in lines)
+    missing = sum(1 for r in records if str(r.id) not in lines)
     if missing:
         return {"complete": False, "records": len(entries), "predicted": len(entries) - missing,
                 "shard": list(shard), "run": report.to_dict()}  # fmt: skip
     metrics = score(
-        [e.record for e in entries],
+        records,
         lines,
         style=style,
         classes=classes,
@@ -801,8 +819,7 @@ def evaluate_dataset(
     if merge_patches:
         if classes is None:
             raise ValueError("--merge-patches is for detection datasets")
-        detections = [e.record for e in entries]
-        metrics["merged"] = write_merged_task1(detections, lines, classes, Path(out_dir) / "task1", style=style)
+        metrics["merged"] = write_merged_task1(records, lines, classes, Path(out_dir) / "task1", style=style)
     metrics["complete"] = True
     metrics["run"] = report.to_dict()
     metrics["setup"] = setup
