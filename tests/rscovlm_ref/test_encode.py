@@ -231,3 +231,25 @@ def test_mrope_of_text_only_is_arange_and_mismatches_raise() -> None:
         mrope_position_ids([5, 5, 5], [1, 1, 1], [[1, 4, 4]])
     with pytest.raises(EncodeError, match="image grids"):
         mrope_position_ids([1], [0], [[1, 4, 4]])
+
+
+def test_huge_scenes_are_not_refused_as_decompression_bombs(tmp_path, monkeypatch) -> None:
+    import io
+
+    from PIL import Image
+
+    from rscovlm_ref.data.encode import materialize_images, open_image_bytes
+    from rsformat.render import RenderFrame
+
+    # Pillow refuses images over 2 x MAX_IMAGE_PIXELS; here the limit is 1,000 px and the scene 10,000 px,
+    # as a real 27k x 27k LRS-VQA scene is to the default limit
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    buf = io.BytesIO()
+    Image.new("RGB", (100, 100), (1, 2, 3)).save(buf, format="PNG")
+    (tmp_path / "big.png").write_bytes(buf.getvalue())
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(tmp_path / "big.png").load()
+    assert open_image_bytes(buf.getvalue(), "big.png").size == (100, 100)
+    shown = materialize_images(["big.png"], tmp_path, RenderFrame.smart(28 * 28, 56 * 56))
+    assert shown[0].size == (56, 56)
+    assert Image.MAX_IMAGE_PIXELS == 1000  # the limit is lifted only while the image is read

@@ -264,8 +264,10 @@ def mrope_position_ids(
 def _load(path: Path) -> Image.Image:
     from PIL import Image, UnidentifiedImageError
 
+    from rsformat.converters._shared import large_images
+
     try:
-        with Image.open(path) as im:
+        with large_images(), Image.open(path) as im:
             im.load()
             return im.convert("RGB")
     except (OSError, UnidentifiedImageError, ValueError) as err:
@@ -278,8 +280,11 @@ def open_image_bytes(data: bytes, name: str = "<bytes>") -> Image.Image:
 
     from PIL import Image, UnidentifiedImageError
 
+    from rsformat.converters._shared import large_images
+
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        # remote-sensing scenes are genuinely huge (LRS-VQA up to 27k px a side): no decompression-bomb limit
+        with large_images(), Image.open(io.BytesIO(data)) as im:
             im.load()
             return im.convert("RGB")
     except (OSError, UnidentifiedImageError, ValueError) as err:
