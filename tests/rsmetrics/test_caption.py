@@ -7,6 +7,8 @@ import shutil
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rsmetrics.caption import bleu_scores, caption_scores, cider_d_scores, rouge_l_scores, tokenize_caption
 from rsmetrics.errors import InvalidInputError
@@ -146,3 +148,15 @@ def test_tokenizer_equals_the_java_ptb_tokenizer() -> None:
     theirs = tokenizer_mod.PTBTokenizer().tokenize({i: [{"caption": s}] for i, s in enumerate(RS_CAPTIONS)})
     for i, sentence in enumerate(RS_CAPTIONS):
         assert " ".join(tokenize_caption(sentence)) == theirs[i][0], sentence
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=60), min_size=1, max_size=6), st.data())
+def test_any_text_scores_within_bounds(predictions: list[str], data: st.DataObject) -> None:
+    references = [data.draw(st.lists(st.text(max_size=60), min_size=1, max_size=3)) for _ in predictions]
+    for text in predictions:
+        tokens = tokenize_caption(text)
+        assert all(t and not any(c.isspace() for c in t) for t in tokens)
+    r = caption_scores(predictions, references)
+    assert all(0.0 <= b <= 1.0 + 1e-9 for b in r.bleu) and 0.0 <= r.rouge_l <= 1.0
+    assert r.cider_d >= 0.0 or math.isnan(r.cider_d)
