@@ -884,3 +884,26 @@ def test_evaluate_dataset_merges_patches_into_task1_files(tmp_path: Path) -> Non
     assert metrics["merged"]["images"] == 1 and metrics["merged"]["detections"] == 0
     assert (tmp_path / "out" / "task1" / "Task1_ship.txt").read_text() == ""
     assert metrics["detection"]["per_class"]["ship"]["num_gt"] == 1 and metrics["detection"]["map"] == 0.0
+
+
+def test_grounding_protocols_differ_only_where_they_should() -> None:
+    # a 224 x 224 image is shown at its size, so the answer is in original pixels; GT (0, 0, 100, 100),
+    # answer (0, 0, 100, 50): continuous IoU exactly 0.5; with the +1 pixel convention 101*51 / 101^2 = 0.505
+    rec = GroundingRecord("g", "x", "test", "a.png", 224, 224, "the car", (0.0, 0.0, 100.0, 100.0))
+    lines = {"g": {"prediction": "0,0,100,50 the car", "input_width": 224, "input_height": 224}}
+    acc = {
+        p: score([rec], lines, grounding_preset=p)["grounding"]["accuracy"]["0.5"]
+        for p in ("rscovlm", "vhm", "vrsbench")
+    }
+    assert acc == {"rscovlm": 0.0, "vhm": 1.0, "vrsbench": 1.0}  # IoU > 0.5 vs >= 0.5
+
+
+def test_suite_refuses_unknown_presets() -> None:
+    from rscovlm_ref.data.mixture import ConfigError
+    from rscovlm_ref.infer.suite import SuiteConfig
+
+    base = {"model": "m", "out": "o"}
+    with pytest.raises(ConfigError, match="`grounding_preset` must be one of"):
+        SuiteConfig.from_dict({**base, "benchmarks": [{"name": "a", "dataset": "d", "grounding_preset": "x"}]})
+    with pytest.raises(ConfigError, match="`preset` must be one of"):
+        SuiteConfig.from_dict({**base, "preset": "voc", "benchmarks": [{"name": "a", "dataset": "d"}]})

@@ -86,6 +86,7 @@ def _eval(args: argparse.Namespace) -> int:
         limit=args.limit, frame=frame, style=style, zoom=not args.no_zoom,
         no_zoom_categories=tuple(args.no_zoom_category), batch_size=args.batch_size, preset=args.preset,
         matcher=args.matcher, model=args.model, overwrite=args.overwrite, merge_patches=args.merge_patches,
+        grounding_preset=args.grounding_preset,
     )  # fmt: skip
     if not metrics["complete"]:
         k, n = metrics["shard"]
@@ -273,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--batch-size", type=int, default=8)
     e.add_argument("--limit", type=int, default=None, help="only the first N records")
     e.add_argument("--preset", default="mmrotate", help="detection protocol: mmrotate (AP_nc), dota or coco")
+    e.add_argument("--grounding-preset", default="rscovlm", choices=("rscovlm", "vrsbench", "vhm"),
+                   help="grounding IoU protocol (default: the paper's)")  # fmt: skip
     e.add_argument("--matcher", default="exact", help="VQA / LRS-VQA answer matcher (exact, wordnet...)")
     e.add_argument("--overwrite", action="store_true", help="start again instead of resuming --out")
     e.add_argument("--merge-patches", action="store_true",

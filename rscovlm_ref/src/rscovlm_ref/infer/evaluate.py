@@ -536,7 +536,7 @@ def _detection_scores(
 
 
 def _grounding_scores(
-    records: Sequence[GroundingRecord], lines: Mapping[str, dict[str, Any]], style: RenderStyle
+    records: Sequence[GroundingRecord], lines: Mapping[str, dict[str, Any]], style: RenderStyle, preset: str
 ) -> dict[str, Any]:
     from rsmetrics.grounding import score_grounding_answers
     from rsmetrics.parsers import Frame
@@ -554,10 +554,10 @@ def _grounding_scores(
         dialect=style.dialect,
         frames=frames,
         image_sizes=[(r.width, r.height) for r in records],
-        preset="rscovlm",
+        preset=preset,
         datasets=[r.source for r in records],
     )
-    return {"metric": "Acc@0.5 (rscovlm)", **result.to_dict()}
+    return {"metric": f"Acc@0.5 ({preset})", **result.to_dict()}
 
 
 def _zoom_scores(records: Sequence[ZoomRecord], lines: Mapping[str, dict[str, Any]], matcher: str) -> dict[str, Any]:
@@ -626,8 +626,12 @@ def score(
     preset: str = "mmrotate",
     matcher: str = "exact",
     plot_dir: str | os.PathLike[str] | None = None,
+    grounding_preset: str = "rscovlm",
 ) -> dict[str, Any]:
     """Scores of the predicted ``records`` by family (see the module doc).
+
+    ``preset``: the detection protocol (rsmetrics ``dota`` / ``mmrotate`` / ``coco``);
+    ``grounding_preset``: the grounding one (``rscovlm``: the paper's, ``vrsbench``, ``vhm``).
 
     ``plot_dir``: write ``detection_per_class.png`` there (per-class AP and F1;
     when matplotlib is installed).
@@ -653,7 +657,7 @@ def score(
             plot = None if plot_dir is None else Path(plot_dir) / "detection_per_class.png"
             out[family] = _detection_scores(group, lines, names, family_style, preset, plot)
         elif family == "grounding":
-            out[family] = _grounding_scores(group, lines, family_style)
+            out[family] = _grounding_scores(group, lines, family_style, grounding_preset)
         elif family == "zoom":
             out[family] = _zoom_scores(group, lines, matcher)
         else:
@@ -745,6 +749,7 @@ def evaluate_dataset(
     overwrite: bool = False,
     shard: tuple[int, int] | None = None,
     merge_patches: bool = False,
+    grounding_preset: str = "rscovlm",
 ) -> dict[str, Any]:
     """Predict (resuming) and score one dataset split; writes ``predictions.jsonl`` and ``metrics.json``.
 
@@ -815,6 +820,7 @@ def evaluate_dataset(
         preset=preset,
         matcher=matcher,
         plot_dir=out_dir,
+        grounding_preset=grounding_preset,
     )
     if merge_patches:
         if classes is None:

@@ -57,6 +57,7 @@ class Benchmark:
     no_zoom_categories: list[str] = field(default_factory=lambda: ["count"])
     limit: int | None = None
     preset: str = "mmrotate"
+    grounding_preset: str = "rscovlm"
     matcher: str = "exact"
     merge_patches: bool = False
 
@@ -68,7 +69,9 @@ class Benchmark:
         return None if self.style is None else RenderStyle.parse(self.style)
 
 
-_SHARED = ("min_pixels", "max_pixels", "zoom", "no_zoom_categories", "preset", "matcher", "limit", "split")
+_SHARED = (
+    "min_pixels", "max_pixels", "zoom", "no_zoom_categories", "preset", "grounding_preset", "matcher", "limit", "split",
+)  # fmt: skip
 
 
 @dataclass
@@ -143,6 +146,15 @@ def _check_benchmark(b: Benchmark, where: str) -> None:
             RenderStyle.parse(b.style)
         except ValueError as err:
             raise ConfigError(f"{where}: {err}") from None
+    from rsmetrics.detection.protocol import PRESETS
+    from rsmetrics.grounding import GROUNDING_PRESETS
+
+    if b.preset not in PRESETS:
+        raise ConfigError(f"{where}: `preset` must be one of {sorted(PRESETS)}, but got {b.preset!r}")
+    if b.grounding_preset not in GROUNDING_PRESETS:
+        raise ConfigError(
+            f"{where}: `grounding_preset` must be one of {sorted(GROUNDING_PRESETS)}, but got {b.grounding_preset!r}"
+        )
     if not isinstance(b.no_zoom_categories, list):
         raise ConfigError(f"{where}: `no_zoom_categories` must be a list")
 
@@ -244,7 +256,7 @@ def run_suite(
             image_root=bench.image_root, limit=bench.limit, frame=bench.frame(), style=bench.render_style(),
             zoom=bench.zoom, no_zoom_categories=tuple(bench.no_zoom_categories), batch_size=suite.batch_size,
             preset=bench.preset, matcher=bench.matcher, quiet=quiet, model=suite.model, overwrite=overwrite,
-            merge_patches=bench.merge_patches,
+            merge_patches=bench.merge_patches, grounding_preset=bench.grounding_preset,
         )  # fmt: skip
     table = summary_table(results)
     summary = {
