@@ -297,7 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (ConfigError, FileNotFoundError, RuntimeError, ValueError) as err:  # SetupMismatchError is one
+        # the message names the file, record or field; RSCOVLM_REF_DEBUG=1 shows the traceback too
         print(f"error: {err}", file=sys.stderr)
+        if os.environ.get("RSCOVLM_REF_DEBUG"):
+            raise
         return 2
 
 

@@ -104,6 +104,13 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     v.add_argument("--no-progress", action="store_true")
 
+    t = sub.add_parser("stats", help="records, classes, box and image sizes of a dataset folder")
+    t.add_argument("dir")
+    t.add_argument("--config", action="append", help="only this config (repeatable)")
+    t.add_argument("--split", action="append", help="only this split (repeatable)")
+    t.add_argument("--json", help="write the statistics as JSON here")
+    t.add_argument("--plot-dir", help="write <config>_<split>.png plots here (matplotlib)")
+
     r = sub.add_parser("render", help="show a record as a model sees it")
     r.add_argument("dir")
     r.add_argument("--config", help="config (default: the only one)")
@@ -434,6 +441,24 @@ def _rooted(records: Iterator[Any], split: str) -> Iterator[Any]:
         yield replace(rec, image=f"{split}/{rec.image}")
 
 
+def _cmd_stats(args: argparse.Namespace) -> int:
+    from rsformat.stats import dataset_stats, plot_stats, stats_table
+
+    stats = dataset_stats(args.dir, configs=args.config, splits=args.split)
+    print(stats_table(stats))
+    if args.json:
+        from rsmetrics.io._common import atomic_write_json
+
+        atomic_write_json(args.json, stats)
+        print(f"json: {args.json}")
+    if args.plot_dir:
+        for config, splits in stats.items():
+            for split, s in splits.items():
+                path = plot_stats(s, Path(args.plot_dir) / f"{config}_{split}.png", title=f"{config}/{split}")
+                print(f"plot: {path}")
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from rsformat.validate import validate_dataset
 
@@ -528,6 +553,7 @@ _COMMANDS = {
     "convert": _cmd_convert,
     "split": _cmd_split,
     "validate": _cmd_validate,
+    "stats": _cmd_stats,
     "render": _cmd_render,
     "push": _cmd_push,
 }
