@@ -117,6 +117,8 @@ def _summary(metrics: dict, elapsed: float, out: str) -> str:
             f"detection parsing: {parse['boxes']} boxes, {parse['unparsed_candidates']} unreadable, "
             f"unknown labels {parse['unknown_labels']}" + (f"; {det['note']}" if "note" in det else "")
         )
+        if det.get("table"):
+            lines.append(det["table"])
         if det.get("plot"):
             lines.append(f"per-class AP and F1: {det['plot']}")
     merged = metrics.get("merged")

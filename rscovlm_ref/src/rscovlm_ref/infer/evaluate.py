@@ -532,6 +532,7 @@ def _detection_scores(
         },
         "parse": parse.to_dict(),
         "counts": result.counts,
+        "table": result.to_table(),
     }
 
 
