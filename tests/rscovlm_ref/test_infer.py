@@ -661,6 +661,9 @@ def test_cli_detect_ground_ask_on_a_checkpoint(
     # 700 x 500 in 400-px windows 200 apart: x at 0, 200 and 300 (the last moved back inside), y at 0 and 100
     assert saved["windows"] == [[0, 0], [0, 100], [200, 0], [200, 100], [300, 0], [300, 100]]
     assert len(saved["answers"]) == 6
+    # the CLI warns exactly when some window's answer was cut at the token limit
+    assert 0 <= saved["truncated"] <= 6
+    assert (f"warning: {saved['truncated']} window answers stopped" in text) == (saved["truncated"] > 0)
     assert main(["ask", str(ckpt), str(image), "What is this?", "--zoom", *common]) == 0
     assert "[zoomed into nothing; status ok]" in capsys.readouterr().err  # a random model does not zoom
     assert main(["ground", str(ckpt), str(image), "the roof", *common]) in (0, 1)  # a random model may give no box

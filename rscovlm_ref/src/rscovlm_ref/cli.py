@@ -189,6 +189,8 @@ def _detect(args: argparse.Namespace) -> int:
     )
     if out.unparsed or out.unknown_labels:
         print(f"left out: {out.unparsed} unreadable boxes, unknown labels {out.unknown_labels}")
+    if out.truncated:
+        print(f"warning: {out.truncated} window answers stopped at --max-new-tokens: raise it or tile smaller")
     if args.json:
         atomic_write_json(args.json, out.to_dict())
         print(f"json: {args.json}")

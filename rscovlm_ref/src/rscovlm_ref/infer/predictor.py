@@ -80,6 +80,7 @@ class DetectionOutput:
         windows: Top-left corners of the windows, in original pixels.
         unparsed: Box-like candidates that could not be read, over all windows.
         unknown_labels: Labels outside ``classes``, with counts (left out).
+        truncated: Windows whose answer stopped at the token limit (their last objects are missing).
     """
 
     detections: ImageDetections
@@ -87,6 +88,7 @@ class DetectionOutput:
     windows: list[tuple[int, int]]
     unparsed: int = 0
     unknown_labels: dict[str, int] = field(default_factory=dict)
+    truncated: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +100,7 @@ class DetectionOutput:
             "windows": [list(w) for w in self.windows],
             "unparsed": self.unparsed,
             "unknown_labels": self.unknown_labels,
+            "truncated": self.truncated,
             "answers": [a.text for a in self.answers],
         }
 
@@ -234,7 +237,14 @@ class Predictor:
             detections = merged[0] if merged else ImageDetections(image_id, np.zeros((0, 8)), [], None, "quad")
         else:
             detections = per_window[0]
-        return DetectionOutput(detections, answers, windows, report.unparsed_candidates, dict(report.unknown_labels))
+        return DetectionOutput(
+            detections,
+            answers,
+            windows,
+            report.unparsed_candidates,
+            dict(report.unknown_labels),
+            sum(a.truncated for a in answers),
+        )
 
 
 def draw_detections(
