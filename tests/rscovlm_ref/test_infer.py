@@ -910,3 +910,25 @@ def test_suite_refuses_unknown_presets() -> None:
         SuiteConfig.from_dict({**base, "benchmarks": [{"name": "a", "dataset": "d", "grounding_preset": "x"}]})
     with pytest.raises(ConfigError, match="`preset` must be one of"):
         SuiteConfig.from_dict({**base, "preset": "voc", "benchmarks": [{"name": "a", "dataset": "d"}]})
+
+
+def test_vqa_is_scored_per_question_type_from_the_metadata(tmp_path: Path) -> None:
+    from rscovlm_ref.infer.suite import headline
+    from rsformat.records import ContentPart, ConversationRecord
+
+    def conv(i: int, qtype: str, answer: str) -> ConversationRecord:
+        user = Message("user", (ContentPart("image", image=0), ContentPart("text", text=f"Q{i}?")))
+        return ConversationRecord(f"q{i}", "rsvqa_lr", "test", ("a.png",), (user, Message.text("assistant", answer)),
+                                  task="vqa", metadata=json.dumps({"question_type": qtype}))  # fmt: skip
+
+    records = [conv(0, "presence", "yes"), conv(1, "presence", "no"), conv(2, "count", "3")]
+    entries = [EvalRecord(r, lambda i: Image.new("RGB", (64, 64))) for r in records]
+    answers = {"Q0?": "Yes.", "Q1?": "yes", "Q2?": "3"}
+    out = tmp_path
+    predict(entries, InferenceEngine(Scripted(lambda r: answers[r.messages[0].text_content])), out, frame=FRAME,
+            quiet=True)  # fmt: skip
+    vqa = score(records, read_predictions(out))["conversation"]["vqa"]
+    # by hand: presence 1 of 2, count 1 of 1: OA 2/3, AA (0.5 + 1) / 2
+    assert vqa["overall_accuracy"] == pytest.approx(2 / 3) and vqa["average_accuracy"] == pytest.approx(0.75)
+    assert vqa["per_type"]["presence"]["num_total"] == 2
+    assert dict(headline({"conversation": {"vqa": vqa}})) == {"vqa accuracy": pytest.approx(2 / 3), "vqa AA": 0.75}

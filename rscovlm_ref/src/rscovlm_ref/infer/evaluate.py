@@ -217,6 +217,18 @@ def _target(record: Any, frame: RenderFrame, style: RenderStyle) -> str | None:
     return None
 
 
+def _question_type(record: Any) -> str | None:
+    """The question type a conversation's metadata names (RSVQA ``question_type``, VRSBench ``type``)."""
+    if not isinstance(record, ConversationRecord) or not record.metadata:
+        return None
+    try:
+        meta = json.loads(record.metadata)
+    except ValueError:
+        return None
+    value = meta.get("question_type", meta.get("type")) if isinstance(meta, dict) else None
+    return None if value is None else str(value)
+
+
 def build_item(
     entry: EvalRecord,
     frame: RenderFrame,
@@ -351,6 +363,9 @@ def predict(
                 "task": getattr(record, "task", record.family),
                 "source": record.source,
             }
+            question_type = _question_type(record)
+            if question_type is not None:
+                line["question_type"] = question_type
             item_style = style or default_style(record.family)
             if item is None:
                 line.update(prediction=None, error=error)
@@ -610,7 +625,10 @@ def _conversation_scores(lines: Sequence[dict[str, Any]], matcher: str) -> dict[
             result = caption_scores(preds, targets)
             out[task] = {"metric": "coco-caption BLEU / CIDEr-D / ROUGE-L", **result.to_dict()}
         else:
-            result = vqa_accuracy(preds, targets, matcher=matcher)
+            # per question type (RSVQA presence / comparison / ..., VRSBench's 12 types): OA and AA
+            types = [line.get("question_type") for line in group]
+            question_types = [str(t) for t in types] if any(t is not None for t in types) else None
+            result = vqa_accuracy(preds, targets, matcher=matcher, question_types=question_types)
             out[task] = {"metric": f"VQA accuracy ({matcher})", **result.to_dict()}
     unscored = len(lines) - len(scored)
     if unscored:

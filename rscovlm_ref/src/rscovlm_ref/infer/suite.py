@@ -202,6 +202,9 @@ def headline(metrics: Mapping[str, Any]) -> list[tuple[str, float | None]]:
             out += [(f"{task} CIDEr-D", value["cider_d"]), (f"{task} BLEU-4", value["bleu4"])]
         elif isinstance(value, Mapping):
             out.append((f"{task} accuracy", value.get("accuracy", value.get("overall_accuracy"))))
+            average = value.get("average_accuracy")
+            if isinstance(average, float) and average == average:  # per question type (NaN without types)
+                out.append((f"{task} AA", average))
     return out
 
 
