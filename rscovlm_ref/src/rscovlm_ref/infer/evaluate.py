@@ -20,7 +20,8 @@ record family, the paper's protocol:
   multiple-choice questions by their letter;
 * conversation: ``classification`` tasks by exact class match (no substring
   test), captions (``caption``, ``region_caption``, ``grounded_caption``) by
-  BLEU-1..4, CIDEr-D and ROUGE-L (:mod:`rsmetrics.caption`), others by VQA accuracy.
+  BLEU-1..4, CIDEr-D and ROUGE-L (:mod:`rsmetrics.caption`), others by VQA accuracy
+  (OA, and AA over the question types the records' metadata name: RSVQA, VRSBench).
 
 Frames: ``RenderFrame.smart(min_pixels, max_pixels)`` (default 224² to
 1008², the training budget); the paper's "Max Mode" shows every image at the
