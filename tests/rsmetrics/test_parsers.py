@@ -682,8 +682,9 @@ def test_adversarial_inputs_parse_fast(name: str) -> None:
         start = time.perf_counter()
         out = parser(text, frame=G1000, image_size=SQUARE)
         elapsed = time.perf_counter() - start
-        # a bound against quadratic behaviour, not a benchmark: typical times are under 0.1 s
-        assert elapsed < 0.5, f"{dialect} took {elapsed:.2f}s on {name!r}"
+        # a bound against quadratic behaviour, not a benchmark: typical times are under 0.1 s, while a
+        # quadratic scan of these 10^5..10^6-character inputs takes minutes; loose enough for a loaded machine
+        assert elapsed < 5.0, f"{dialect} took {elapsed:.2f}s on {name!r}"
         _sane(out)
 
 
