@@ -481,3 +481,14 @@ def test_mme_realworld_remote_sensing_questions(tmp_path: Path) -> None:
     assert report.skipped == {"other_subtask": 1, "bad_mcq": 1, "missing_image": 1}
     everything, _ = _run("mme_realworld", tmp_path, "test", subtask=None)
     assert len(everything) == 3  # the driving question too
+
+
+def test_a_lone_annotation_file_is_found_but_never_one_of_several(tmp_path: Path) -> None:
+    from rsformat.converters._llava import find_file
+
+    _json(tmp_path / "questions.json", [])
+    assert find_file(tmp_path, ("MME_RealWorld.json",), only_match="*.json") == tmp_path / "questions.json"
+    _json(tmp_path / "other.json", [])
+    assert find_file(tmp_path, ("MME_RealWorld.json",), only_match="*.json") is None
+    assert get_converter("mme_realworld")(tmp_path).splits() == []  # ambiguous: name it with the annotation option
+    assert get_converter("mme_realworld")(tmp_path, annotation="other.json").splits() == ["test"]

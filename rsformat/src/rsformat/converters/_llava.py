@@ -381,8 +381,14 @@ def iter_jsonl(path: Path, report: ConversionReport) -> Iterator[tuple[str, dict
             yield where, item
 
 
-def find_file(root: Path, candidates: Sequence[str], option: str | None = None) -> Path | None:
+def find_file(
+    root: Path, candidates: Sequence[str], option: str | None = None, *, only_match: str | None = None
+) -> Path | None:
     """The first of ``option`` (if given) or ``candidates`` that exists under ``root``.
+
+    ``only_match``: without ``option`` and when no candidate exists, the file
+    matching this glob in ``root`` if it is the only one (several: ``None``,
+    never an arbitrary pick).
 
     Raises:
         UnsafePathError: if ``option`` escapes ``root``.
@@ -394,6 +400,9 @@ def find_file(root: Path, candidates: Sequence[str], option: str | None = None) 
         path = root / c
         if path.exists():
             return path
+    if only_match is not None:
+        matches = sorted(root.glob(only_match))
+        return matches[0] if len(matches) == 1 else None
     return None
 
 

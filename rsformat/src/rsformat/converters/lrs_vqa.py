@@ -19,7 +19,7 @@ The instruction suffix ("Answer the question using a single word or phrase.")
 is a prompt choice, not part of the question: the cleaning rule
 ``answer_instruction_suffix`` removes it and is counted.
 
-Options: ``annotation`` (a file under the root; default: the known names),
+Options: ``annotation`` (a file under the root; default: the known names, else the only ``*.jsonl`` of the root),
 ``image_root`` (a folder under the root that image paths are relative to;
 default the root), ``check_images`` (default ``True``).
 
@@ -129,14 +129,12 @@ class LrsVqaConverter(_LrsBase):
     )
 
     def _annotation(self) -> Path | None:
-        found = find_file(
+        return find_file(
             self.root,
             ("annotations/benchmark/LRS_VQA_merged.jsonl", "LRS_VQA_merged.jsonl"),
             self.options.get("annotation"),
+            only_match="*.jsonl",
         )
-        if found is None and self.options.get("annotation") is None:
-            found = next(iter(sorted(self.root.glob("*.jsonl"))), None)
-        return found
 
     def splits(self) -> list[str]:
         """``["test"]`` when the benchmark file is found."""

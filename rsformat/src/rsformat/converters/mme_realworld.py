@@ -59,11 +59,7 @@ class MmeRealWorldConverter(Converter):
     )
 
     def _annotation(self) -> Path | None:
-        found = find_file(self.root, _ANNOTATIONS, self.options.get("annotation"))
-        if found is None and self.options.get("annotation") is None:
-            candidates = sorted(self.root.glob("*.json"))
-            found = candidates[0] if len(candidates) == 1 else None
-        return found
+        return find_file(self.root, _ANNOTATIONS, self.options.get("annotation"), only_match="*.json")
 
     def splits(self) -> list[str]:
         """``["test"]`` when the question file is found."""
